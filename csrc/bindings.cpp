@@ -1,0 +1,101 @@
+// Python bindings of the extension module mlx_fused_init._ext.
+//
+// The module is built with NB_DOMAIN mlx so that it shares nanobind's type
+// registry with mlx.core: mx.array, mx.Dtype and mx.Stream arguments are
+// MLX's own objects, not copies.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/variant.h>
+#include <nanobind/stl/vector.h>
+
+#include "mlx/version.h"
+
+#include "cpu_fill.h"
+#include "fused_init.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+#define MFI_STR_(x) #x
+#define MFI_STR(x) MFI_STR_(x)
+
+NB_MODULE(_ext, m) {
+  m.doc() = "C++ core of mlx-fused-init: the FusedInit and Philox4x32 primitives.";
+
+  m.def(
+      "fused_init",
+      [](const mfi::mx::array& key,
+         std::vector<int64_t> shape,
+         mfi::mx::Dtype dtype,
+         int kind,
+         float scale,
+         float shift,
+         uint64_t subsequence,
+         std::optional<std::vector<int64_t>> full_shape,
+         std::optional<std::vector<int64_t>> start,
+         const std::string& name,
+         mfi::mx::StreamOrDevice s) {
+        mfi::InitSpec spec;
+        spec.kind = kind;
+        spec.scale = scale;
+        spec.shift = shift;
+        spec.subsequence = subsequence;
+        spec.shape = std::move(shape);
+        spec.dtype = dtype;
+        if (full_shape || start) {
+          spec.full_shape = full_shape ? *full_shape : spec.shape;
+          spec.start = start ? *start : std::vector<int64_t>(spec.shape.size(), 0);
+        }
+        return mfi::fused_init(key, std::move(spec), name, s);
+      },
+      "key"_a,
+      "shape"_a,
+      "dtype"_a,
+      nb::kw_only(),
+      "kind"_a,
+      "scale"_a,
+      "shift"_a = 0.0f,
+      "subsequence"_a = 0,
+      "full_shape"_a = nb::none(),
+      "start"_a = nb::none(),
+      "name"_a = "fused_init",
+      "stream"_a = nb::none(),
+      R"(Low-level fused initializer node (use the initializers instead).
+
+Builds a lazy array holding elements of the stream of SPEC section 3:
+kind 0 is normal (scale * z + shift), kind 1 uniform (shift + scale * v).
+Scale and shift are rounded to float32 here.)");
+
+  m.def(
+      "philox4x32_10",
+      &mfi::philox4x32_10,
+      "counters"_a,
+      "key"_a,
+      nb::kw_only(),
+      "stream"_a = nb::none(),
+      R"(Raw Philox4x32-10 blocks, exactly as Random123 computes them.
+
+Args:
+    counters (array): uint32 array of shape ``(n, 4)``.
+    key (array): uint32 array of shape ``(2,)``.
+    stream (Stream or Device, optional): where to compute.
+
+Returns:
+    array: uint32 array of shape ``(n, 4)``.)");
+
+  m.def("set_cpu_kernel", &mfi::cpu::set_kernel, "name"_a,
+        "Select the CPU kernel build: 'auto', 'scalar', 'avx2' or 'neon'.");
+  m.def("cpu_kernel", &mfi::cpu::kernel_name, "The CPU kernel build in use.");
+  m.def("available_cpu_kernels", &mfi::cpu::available_kernels,
+        "The CPU kernel builds this machine can run, fastest first.");
+  m.def("set_num_threads", &mfi::cpu::set_num_threads, "n"_a,
+        "Threads per CPU evaluation; 0 means all hardware threads.");
+  m.def("num_threads", &mfi::cpu::num_threads,
+        "Threads per CPU evaluation.");
+  m.def("built_with_metal", &mfi::built_with_metal,
+        "Whether this build carries the Metal kernels.");
+
+  m.attr("mlx_version_built_against") = MFI_STR(MLX_VERSION_MAJOR) "." MFI_STR(
+      MLX_VERSION_MINOR) "." MFI_STR(MLX_VERSION_PATCH);
+}

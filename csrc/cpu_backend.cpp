@@ -1,0 +1,59 @@
+// CPU evaluation of the primitives.
+#include "mlx/allocator.h"
+#include "mlx/backend/cpu/encoder.h"
+
+#include "cpu_fill.h"
+#include "fused_init.h"
+#include "fused_init_math.h"
+
+namespace mfi {
+
+void FusedInit::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  const mx::array& key = inputs[0];
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  encoder.set_input_array(key);
+  encoder.set_output_array(out);
+  // The key's values are read inside the task: the task that computes them
+  // may itself still be queued on this stream.
+  encoder.dispatch([key_ptr = key.data<uint32_t>(),
+                    key_stride = key.strides()[0],
+                    out_ptr = out.data<uint8_t>(),
+                    spec = spec_]() {
+    uint32_t k0 = key_ptr[0];
+    uint32_t k1 = key_ptr[key_stride];
+    RunLayout layout = make_run_layout(spec.full_shape, spec.start, spec.shape);
+    cpu::fill_all(stream_params(spec, k0, k1), layout, out_type(spec.dtype), out_ptr);
+  });
+}
+
+void Philox4x32::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  const mx::array& counters = inputs[0];
+  const mx::array& key = inputs[1];
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  encoder.set_input_array(counters);
+  encoder.set_input_array(key);
+  encoder.set_output_array(out);
+  encoder.dispatch([c = counters.data<uint32_t>(),
+                    cs0 = counters.strides()[0],
+                    cs1 = counters.strides()[1],
+                    key_ptr = key.data<uint32_t>(),
+                    key_stride = key.strides()[0],
+                    o = out.data<uint32_t>(),
+                    n = out.shape(0)]() {
+    uint32_t k0 = key_ptr[0];
+    uint32_t k1 = key_ptr[key_stride];
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t* ci = c + i * cs0;
+      mfi::Block b{ci[0], ci[cs1], ci[2 * cs1], ci[3 * cs1]};
+      b = mfi::philox4x32_10(b, k0, k1);
+      o[4 * i + 0] = b.x0;
+      o[4 * i + 1] = b.x1;
+      o[4 * i + 2] = b.x2;
+      o[4 * i + 3] = b.x3;
+    }
+  });
+}
+
+} // namespace mfi

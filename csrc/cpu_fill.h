@@ -1,0 +1,50 @@
+// The CPU kernels: one build of csrc/cpu_fill_impl.h per instruction set,
+// chosen at run time, and the threads that share one evaluation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "fill_job.h"
+
+namespace mfi::cpu {
+
+// Fill output elements [e0, e1) of `layout` into out (the whole output's
+// buffer; element e goes to out[e]).
+using FillFn = void (*)(
+    const StreamParams& p,
+    const RunLayout& layout,
+    OutType type,
+    int64_t e0,
+    int64_t e1,
+    void* out);
+
+// The kernel builds. Each is the same source; only compiler flags differ.
+namespace scalar {
+void fill(const StreamParams&, const RunLayout&, OutType, int64_t, int64_t, void*);
+}
+namespace avx2 {  // x86-64 with AVX2 and FMA
+void fill(const StreamParams&, const RunLayout&, OutType, int64_t, int64_t, void*);
+}
+namespace neon {  // arm64, where NEON and FMA are always present
+void fill(const StreamParams&, const RunLayout&, OutType, int64_t, int64_t, void*);
+}
+
+// "auto" (the fastest this CPU supports), "scalar", "avx2" or "neon".
+// Throws std::invalid_argument for a kernel this build or CPU lacks.
+void set_kernel(const std::string& name);
+std::string kernel_name();          // the one in use
+std::string available_kernels();    // comma-separated
+
+// Threads used by one evaluation: n >= 1, or 0 for "all hardware threads".
+void set_num_threads(int n);
+int num_threads();
+
+// Fill the whole output with the selected kernel and threads.
+void fill_all(
+    const StreamParams& p,
+    const RunLayout& layout,
+    OutType type,
+    void* out);
+
+} // namespace mfi::cpu

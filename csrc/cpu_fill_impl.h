@@ -1,0 +1,134 @@
+// The CPU kernel body. Included once per instruction set by
+// cpu_fill_<isa>.cpp inside namespace mfi::cpu::<isa>; the compiler flags of
+// that file decide how the block loop is vectorized. Every build computes
+// the same IEEE operations in the same order (fused_init_math.h), so they
+// give the same bits; tests/test_cpu_paths.py checks that.
+
+
+
+namespace {
+
+template <OutType T>
+struct Store;
+template <>
+struct Store<OutType::Float32> {
+  using type = float;
+  static MFI_INLINE float conv(float v) { return v; }
+};
+template <>
+struct Store<OutType::Float16> {
+  using type = uint16_t;
+  static MFI_INLINE uint16_t conv(float v) { return mfi::f32_to_f16_bits(v); }
+};
+template <>
+struct Store<OutType::BFloat16> {
+  using type = uint16_t;
+  static MFI_INLINE uint16_t conv(float v) { return mfi::f32_to_bf16_bits(v); }
+};
+
+// Stream elements [i0, i0 + n) into out[0 .. n).
+template <OutType T, int Variant>
+void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::type* out) {
+  using S = Store<T>;
+  const uint32_t k0 = p.k0, k1 = p.k1;
+  const uint32_t q_lo = static_cast<uint32_t>(p.subsequence);
+  const uint32_t q_hi = static_cast<uint32_t>(p.subsequence >> 32);
+  const float scale = p.scale, shift = p.shift;
+  const uint64_t i1 = i0 + static_cast<uint64_t>(n);
+
+  // A partial block at either end: compute the block, keep some lanes.
+  auto partial = [&](uint64_t b, uint64_t from, uint64_t to) {
+    mfi::Block x = mfi::stream_block(
+        static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32), q_lo, q_hi, k0, k1);
+    mfi::Quad v = mfi::transform_block(Variant, x, scale, shift);
+    for (uint64_t i = from; i < to; ++i) {
+      out[i - i0] = S::conv(mfi::quad_lane(v, static_cast<uint32_t>(i & 3)));
+    }
+  };
+
+  uint64_t b_first = (i0 + 3) >> 2;  // first whole block
+  uint64_t b_end = i1 >> 2;          // one past the last whole block
+  if (b_first > b_end) {             // inside a single block
+    partial(i0 >> 2, i0, i1);
+    return;
+  }
+  if (i0 & 3) {
+    partial(i0 >> 2, i0, b_first << 2);
+  }
+  // Whole blocks, in tiles with a constant high counter word so that the
+  // vectorized loop runs on 32-bit lanes only. Each lane goes to its own
+  // array first: GCC vectorizes four contiguous stores, not one store of
+  // four interleaved lanes; the interleaving copy is cheap next to Philox.
+  constexpr uint32_t kTile = 256;
+  using V = typename S::type;
+  alignas(64) V t0[kTile], t1[kTile], t2[kTile], t3[kTile];
+  uint64_t b = b_first;
+  while (b < b_end) {
+    const uint32_t hi = static_cast<uint32_t>(b >> 32);
+    const uint64_t hi_end = (static_cast<uint64_t>(hi) + 1) << 32;
+    const uint32_t lo0 = static_cast<uint32_t>(b);
+    const uint32_t count =
+        static_cast<uint32_t>(std::min<uint64_t>({b_end, hi_end, b + kTile}) - b);
+    for (uint32_t j = 0; j < count; ++j) {
+      mfi::Block x = mfi::stream_block(lo0 + j, hi, q_lo, q_hi, k0, k1);
+      mfi::Quad v = mfi::transform_block(Variant, x, scale, shift);
+      t0[j] = S::conv(v.v0);
+      t1[j] = S::conv(v.v1);
+      t2[j] = S::conv(v.v2);
+      t3[j] = S::conv(v.v3);
+    }
+    V* dst = out + ((b << 2) - i0);
+    for (uint32_t j = 0; j < count; ++j) {
+      dst[4 * j + 0] = t0[j];
+      dst[4 * j + 1] = t1[j];
+      dst[4 * j + 2] = t2[j];
+      dst[4 * j + 3] = t3[j];
+    }
+    b += count;
+  }
+  if (i1 & 3) {
+    partial(b_end, b_end << 2, i1);
+  }
+}
+
+template <OutType T, int Variant>
+void fill_typed(const StreamParams& p, const RunLayout& layout, int64_t e0, int64_t e1, void* out_v) {
+  auto* out = static_cast<typename Store<T>::type*>(out_v);
+  const int64_t L = layout.run_length;
+  int64_t e = e0;
+  while (e < e1) {
+    int64_t run = e / L;
+    int64_t off = e % L;
+    int64_t n = std::min(L - off, e1 - e);
+    fill_run<T, Variant>(p, layout.run_origin(run) + static_cast<uint64_t>(off), n, out + e);
+    e += n;
+  }
+}
+
+template <OutType T>
+void fill_variant(const StreamParams& p, const RunLayout& layout, int64_t e0, int64_t e1, void* out) {
+  switch (mfi::transform_variant(p.kind, p.shift)) {
+    case mfi::kUniform:
+      return fill_typed<T, mfi::kUniform>(p, layout, e0, e1, out);
+    case mfi::kShiftedNormal:
+      return fill_typed<T, mfi::kShiftedNormal>(p, layout, e0, e1, out);
+    default:
+      return fill_typed<T, mfi::kNormal>(p, layout, e0, e1, out);
+  }
+}
+
+} // namespace
+
+void fill(const StreamParams& p, const RunLayout& layout, OutType type, int64_t e0, int64_t e1, void* out) {
+  if (e1 <= e0) {
+    return;
+  }
+  switch (type) {
+    case OutType::Float32:
+      return fill_variant<OutType::Float32>(p, layout, e0, e1, out);
+    case OutType::Float16:
+      return fill_variant<OutType::Float16>(p, layout, e0, e1, out);
+    case OutType::BFloat16:
+      return fill_variant<OutType::BFloat16>(p, layout, e0, e1, out);
+  }
+}

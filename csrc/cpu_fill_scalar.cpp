@@ -1,0 +1,9 @@
+// The scalar build of the CPU kernel; CMakeLists.txt sets its flags.
+#include <algorithm>
+
+#include "cpu_fill.h"
+#include "fused_init_math.h"
+
+namespace mfi::cpu::scalar {
+#include "cpu_fill_impl.h"
+} // namespace mfi::cpu::scalar

@@ -1,0 +1,56 @@
+// What one evaluation of the fused initializer has to produce, reduced to
+// plain integers and floats, so that the CPU kernels and the Metal host code
+// share it without depending on MLX's array type.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace mfi {
+
+enum class OutType : int { Float32 = 0, Float16 = 1, BFloat16 = 2 };
+
+// The stream's parameters (SPEC 3) and the transform applied to it.
+struct StreamParams {
+  uint32_t k0 = 0;
+  uint32_t k1 = 0;
+  uint64_t subsequence = 0;
+  int kind = 0;        // mfi::kNormal or mfi::kUniform (fused_init_math.h)
+  float scale = 1.0f;  // sigma, or high - low
+  float shift = 0.0f;  // mean, or low
+};
+
+// A window of a virtual row-major tensor, flattened into equal runs of
+// consecutive stream indices: output element e lies in run e / run_length,
+// at stream index run_origin(e / run_length) + e % run_length.
+struct RunLayout {
+  int64_t run_length = 0;  // elements per run (> 0 unless the output is empty)
+  int64_t num_runs = 0;
+  // Outer dimensions that enumerate the runs (window extent, stream stride)
+  // and the stream index of run 0.
+  std::vector<int64_t> outer_extent;
+  std::vector<uint64_t> outer_stride;
+  uint64_t origin = 0;
+
+  uint64_t run_origin(int64_t run) const {
+    uint64_t idx = origin;
+    for (int d = static_cast<int>(outer_extent.size()) - 1; d >= 0; --d) {
+      int64_t i = run % outer_extent[d];
+      run /= outer_extent[d];
+      idx += static_cast<uint64_t>(i) * outer_stride[d];
+    }
+    return idx;
+  }
+  int64_t size() const {
+    return run_length * num_runs;
+  }
+};
+
+// full_shape, start and shape have the same length; the window
+// start[d] .. start[d] + shape[d] lies inside full_shape[d].
+RunLayout make_run_layout(
+    const std::vector<int64_t>& full_shape,
+    const std::vector<int64_t>& start,
+    const std::vector<int64_t>& shape);
+
+} // namespace mfi

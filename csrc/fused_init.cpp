@@ -1,0 +1,272 @@
+// The op functions (validation, graph nodes) and the backend-independent
+// parts of the primitives.
+#include "fused_init.h"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+#include "mlx/device.h"
+#include "mlx/ops.h"
+
+#include "fused_init_math.h"
+
+namespace mfi {
+
+namespace {
+
+// The largest |z| the stream can produce: sqrt(-2 ln 2^-33), rounded up.
+constexpr double kMaxAbsZ = 6.7638;
+
+std::string shape_str(const std::vector<int64_t>& v) {
+  std::ostringstream os;
+  os << "(";
+  for (size_t i = 0; i < v.size(); ++i) {
+    os << v[i] << (v.size() == 1 ? "," : (i + 1 < v.size() ? ", " : ""));
+  }
+  os << ")";
+  return os.str();
+}
+
+double largest_finite(mx::Dtype t) {
+  if (t == mx::float16) {
+    return 65504.0;
+  }
+  if (t == mx::bfloat16) {
+    return 3.3895313892515355e38;
+  }
+  return std::numeric_limits<float>::max();
+}
+
+std::string dtype_str(mx::Dtype t) {
+  std::ostringstream os;
+  os << t;
+  return os.str();
+}
+
+[[noreturn]] void fail(const std::string& name, const std::string& msg) {
+  throw std::invalid_argument("[" + name + "] " + msg);
+}
+
+void check_key(const mx::array& key, const std::string& name) {
+  if (key.dtype() != mx::uint32 || key.shape() != mx::Shape{2}) {
+    std::ostringstream os;
+    os << "key must be a uint32 array of shape (2,) as made by "
+          "mx.random.key(seed), but got dtype "
+       << key.dtype() << " and shape " << key.shape() << ".";
+    fail(name, os.str());
+  }
+}
+
+// Resolves the stream, refusing a GPU one before MLX's to_stream() does
+// (which, on a CPU-only MLX, fails without saying what to do instead).
+mx::Stream checked_stream(mx::StreamOrDevice s, const std::string& name) {
+  mx::Device device = mx::default_device();
+  if (auto* st = std::get_if<mx::Stream>(&s)) {
+    device = st->device;
+  } else if (auto* dev = std::get_if<mx::Device>(&s)) {
+    device = *dev;
+  }
+  if (device.type == mx::Device::gpu && !built_with_metal()) {
+    throw std::runtime_error(
+        "[" + name + "] This build of mlx-fused-init has no GPU kernel (it was "
+        "built without Metal). Pass stream=mx.cpu, or call "
+        "mx.set_default_device(mx.cpu).");
+  }
+  return mx::to_stream(s);
+}
+
+} // namespace
+
+bool InitSpec::operator==(const InitSpec& o) const {
+  // Floats compared by bits: -0.0 and 0.0 give different outputs.
+  return kind == o.kind && mfi::as_uint(scale) == mfi::as_uint(o.scale) &&
+      mfi::as_uint(shift) == mfi::as_uint(o.shift) &&
+      subsequence == o.subsequence && full_shape == o.full_shape &&
+      start == o.start && shape == o.shape && dtype == o.dtype;
+}
+
+mx::array fused_init(
+    const mx::array& key,
+    InitSpec spec,
+    const std::string& name,
+    mx::StreamOrDevice s) {
+  check_key(key, name);
+  if (spec.dtype != mx::float32 && spec.dtype != mx::float16 &&
+      spec.dtype != mx::bfloat16) {
+    fail(name,
+         "dtype must be float32, float16 or bfloat16, but got " +
+             dtype_str(spec.dtype) + ".");
+  }
+  if (spec.kind != kNormal && spec.kind != kUniform) {
+    fail(name, "unknown transform kind " + std::to_string(spec.kind) + ".");
+  }
+  const size_t ndim = spec.shape.size();
+  for (int64_t d : spec.shape) {
+    if (d < 0) {
+      fail(name, "negative dimensions are not allowed, but got shape " +
+               shape_str(spec.shape) + ".");
+    }
+    if (d > std::numeric_limits<int32_t>::max()) {
+      fail(name, "each dimension must be below 2^31 (an MLX limit), but got shape " +
+               shape_str(spec.shape) + ".");
+    }
+  }
+  if (spec.full_shape.empty() && spec.start.empty()) {
+    spec.full_shape = spec.shape;
+    spec.start.assign(ndim, 0);
+  }
+  if (spec.full_shape.size() != ndim || spec.start.size() != ndim) {
+    fail(name, "full_shape " + shape_str(spec.full_shape) + " and start " +
+             shape_str(spec.start) + " must have as many dimensions as the shape " +
+             shape_str(spec.shape) + ".");
+  }
+  // The stream index is 64-bit and block indices are index >> 2; keep the
+  // virtual tensor well inside that.
+  unsigned __int128 full_size = 1;
+  for (size_t d = 0; d < ndim; ++d) {
+    if (spec.full_shape[d] < 0) {
+      fail(name, "negative dimensions are not allowed, but got full_shape " +
+               shape_str(spec.full_shape) + ".");
+    }
+    if (spec.start[d] < 0 || spec.start[d] + spec.shape[d] > spec.full_shape[d]) {
+      fail(name, "the window start " + shape_str(spec.start) + " with shape " +
+               shape_str(spec.shape) + " does not lie inside full_shape " +
+               shape_str(spec.full_shape) + ".");
+    }
+    full_size *= static_cast<unsigned __int128>(spec.full_shape[d]);
+    if (full_size > (static_cast<unsigned __int128>(1) << 62)) {
+      fail(name, "the full tensor " + shape_str(spec.full_shape) +
+               " has more than 2^62 elements.");
+    }
+  }
+  if (!std::isfinite(spec.scale) || !std::isfinite(spec.shift)) {
+    std::ostringstream os;
+    os << "the scale and shift must be finite, but got scale " << spec.scale
+       << " and shift " << spec.shift << ".";
+    fail(name, os.str());
+  }
+  // Refuse rather than hand back infinities (float16 saturates at 65504).
+  double biggest = spec.kind == kNormal
+      ? std::fabs(double(spec.shift)) + std::fabs(double(spec.scale)) * kMaxAbsZ
+      : std::fmax(std::fabs(double(spec.shift)),
+                  std::fabs(double(spec.shift) + double(spec.scale)));
+  if (biggest > largest_finite(spec.dtype)) {
+    std::ostringstream os;
+    os << "values up to " << biggest << " would overflow " << spec.dtype
+       << " (largest finite " << largest_finite(spec.dtype)
+       << "); lower the scale or use float32.";
+    fail(name, os.str());
+  }
+  mx::Stream stream = checked_stream(s, name);
+  mx::Shape out_shape(spec.shape.begin(), spec.shape.end());
+  mx::Dtype dtype = spec.dtype;
+  return mx::array(
+      std::move(out_shape),
+      dtype,
+      std::make_shared<FusedInit>(stream, std::move(spec)),
+      {key});
+}
+
+mx::array philox4x32_10(
+    const mx::array& counters,
+    const mx::array& key,
+    mx::StreamOrDevice s) {
+  const std::string name = "philox4x32_10";
+  check_key(key, name);
+  if (counters.dtype() != mx::uint32 || counters.ndim() != 2 ||
+      counters.shape(1) != 4) {
+    std::ostringstream os;
+    os << "counters must be a uint32 array of shape (n, 4), but got dtype "
+       << counters.dtype() << " and shape " << counters.shape() << ".";
+    fail(name, os.str());
+  }
+  mx::Stream stream = checked_stream(s, name);
+  return mx::array(
+      counters.shape(),
+      mx::uint32,
+      std::make_shared<Philox4x32>(stream),
+      {counters, key});
+}
+
+// ------------------------------------------------------------ transforms
+// The outputs are random draws: no input (the key, the counters) moves them
+// differentiably, so every derivative is zero. Returning zeros rather than
+// throwing lets mx.grad run through code that initializes weights.
+std::vector<mx::array> FusedInit::jvp(
+    const std::vector<mx::array>&,
+    const std::vector<mx::array>&,
+    const std::vector<int>&) {
+  mx::Shape shape(spec_.shape.begin(), spec_.shape.end());
+  return {mx::zeros(shape, spec_.dtype, stream())};
+}
+
+std::vector<mx::array> FusedInit::vjp(
+    const std::vector<mx::array>& primals,
+    const std::vector<mx::array>&,
+    const std::vector<int>& argnums,
+    const std::vector<mx::array>&) {
+  std::vector<mx::array> out;
+  for (int i : argnums) {
+    out.push_back(mx::zeros_like(primals[i], stream()));
+  }
+  return out;
+}
+
+bool FusedInit::is_equivalent(const mx::Primitive& other) const {
+  return spec_ == static_cast<const FusedInit&>(other).spec_;
+}
+
+std::vector<mx::Shape> FusedInit::output_shapes(const std::vector<mx::array>&) {
+  return {mx::Shape(spec_.shape.begin(), spec_.shape.end())};
+}
+
+std::vector<mx::array> Philox4x32::jvp(
+    const std::vector<mx::array>& primals,
+    const std::vector<mx::array>&,
+    const std::vector<int>&) {
+  return {mx::zeros_like(primals[0], stream())};
+}
+
+std::vector<mx::array> Philox4x32::vjp(
+    const std::vector<mx::array>& primals,
+    const std::vector<mx::array>&,
+    const std::vector<int>& argnums,
+    const std::vector<mx::array>&) {
+  std::vector<mx::array> out;
+  for (int i : argnums) {
+    out.push_back(mx::zeros_like(primals[i], stream()));
+  }
+  return out;
+}
+
+// ----------------------------------------------------------------- helpers
+StreamParams stream_params(const InitSpec& spec, uint32_t k0, uint32_t k1) {
+  StreamParams p;
+  p.k0 = k0;
+  p.k1 = k1;
+  p.subsequence = spec.subsequence;
+  p.kind = spec.kind;
+  p.scale = spec.scale;
+  p.shift = spec.shift;
+  return p;
+}
+
+OutType out_type(mx::Dtype dtype) {
+  if (dtype == mx::float16) {
+    return OutType::Float16;
+  }
+  if (dtype == mx::bfloat16) {
+    return OutType::BFloat16;
+  }
+  return OutType::Float32;
+}
+
+void read_key(const mx::array& key, uint32_t& k0, uint32_t& k1) {
+  const uint32_t* p = key.data<uint32_t>();
+  k0 = p[0];
+  k1 = p[key.strides()[0]];
+}
+
+} // namespace mfi

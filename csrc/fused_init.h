@@ -1,0 +1,122 @@
+// Ops and primitives of mlx-fused-init.
+//
+// As in MLX's own ops, the op functions validate their arguments and build a
+// graph node; the primitives only evaluate (one backend per file:
+// cpu_backend.cpp, metal_backend.cpp or no_metal_backend.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mlx/array.h"
+#include "mlx/primitives.h"
+#include "mlx/utils.h"
+
+#include "fill_job.h"
+
+namespace mfi {
+
+namespace mx = mlx::core;
+
+// Everything besides the key that decides the output of a fused init.
+struct InitSpec {
+  int kind = 0;         // kNormal or kUniform (fused_init_math.h)
+  float scale = 1.0f;   // sigma, or high - low
+  float shift = 0.0f;   // mean, or low
+  uint64_t subsequence = 0;
+  std::vector<int64_t> full_shape;  // the virtual tensor
+  std::vector<int64_t> start;       // the window's corner in it
+  std::vector<int64_t> shape;       // the window (= the output's shape)
+  mx::Dtype dtype = mx::float32;
+
+  bool operator==(const InitSpec& o) const;
+};
+
+// Builds the node. `name` prefixes error messages ("[glorot_normal] ...").
+// Throws std::invalid_argument (ValueError in Python) for bad arguments and
+// std::runtime_error for a stream this build cannot run on.
+mx::array fused_init(
+    const mx::array& key,
+    InitSpec spec,
+    const std::string& name,
+    mx::StreamOrDevice s = {});
+
+// Raw Philox4x32-10 blocks: counters uint32 (n, 4), key uint32 (2,).
+mx::array philox4x32_10(
+    const mx::array& counters,
+    const mx::array& key,
+    mx::StreamOrDevice s = {});
+
+// True when this build carries the Metal kernels.
+bool built_with_metal();
+
+class FusedInit : public mx::UnaryPrimitive {
+ public:
+  FusedInit(mx::Stream stream, InitSpec spec)
+      : mx::UnaryPrimitive(stream), spec_(std::move(spec)) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+  void eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+
+  std::vector<mx::array> jvp(
+      const std::vector<mx::array>& primals,
+      const std::vector<mx::array>& tangents,
+      const std::vector<int>& argnums) override;
+  std::vector<mx::array> vjp(
+      const std::vector<mx::array>& primals,
+      const std::vector<mx::array>& cotangents,
+      const std::vector<int>& argnums,
+      const std::vector<mx::array>& outputs) override;
+
+  const char* name() const override {
+    return "FusedInit";
+  }
+  // Compile's CSE merges equivalent nodes with the same inputs without
+  // looking at their shapes or dtypes, so this compares everything.
+  bool is_equivalent(const mx::Primitive& other) const override;
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
+
+  const InitSpec& spec() const {
+    return spec_;
+  }
+
+ private:
+  InitSpec spec_;
+};
+
+class Philox4x32 : public mx::UnaryPrimitive {
+ public:
+  explicit Philox4x32(mx::Stream stream) : mx::UnaryPrimitive(stream) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+  void eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+
+  std::vector<mx::array> jvp(
+      const std::vector<mx::array>& primals,
+      const std::vector<mx::array>& tangents,
+      const std::vector<int>& argnums) override;
+  std::vector<mx::array> vjp(
+      const std::vector<mx::array>& primals,
+      const std::vector<mx::array>& cotangents,
+      const std::vector<int>& argnums,
+      const std::vector<mx::array>& outputs) override;
+
+  const char* name() const override {
+    return "Philox4x32";
+  }
+  bool is_equivalent(const mx::Primitive&) const override {
+    return true;  // no parameters: same inputs give the same output
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {inputs[0].shape()};
+  }
+};
+
+// Helpers shared by the backends.
+StreamParams stream_params(const InitSpec& spec, uint32_t k0, uint32_t k1);
+OutType out_type(mx::Dtype dtype);
+// Reads key[0], key[1] of an evaluated uint32 (2,) array of any strides.
+void read_key(const mx::array& key, uint32_t& k0, uint32_t& k1);
+
+} // namespace mfi

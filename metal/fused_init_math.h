@@ -1,0 +1,303 @@
+// The per-element math of mlx-fused-init (SPEC section 3), in one place.
+//
+// This header is compiled three ways and must give the same bits in each:
+//   * by the Metal compiler, included from fused_init.metal;
+//   * by the host C++ compiler for the CPU path (csrc/cpu_fill_impl.h), once
+//     per instruction set, relying on auto-vectorization;
+//   * by the host C++ compiler through tests/metal_shim/metal_shim.h, which
+//     defines __METAL_VERSION__ and so takes the Metal branch below.
+//
+// Rules that keep the bits identical everywhere (see README, "The stream"):
+//   * only integer ops, + - *, explicit fma and sqrt (no libm or metal::
+//     transcendental, no division: Metal's `/` is not correctly rounded);
+//   * every product-plus-sum that should be fused is written as fma(); the
+//     builds disable implicit contraction (-ffp-contract=off on the host,
+//     fast math off in Metal), so nothing else is fused behind our back;
+//   * sqrt is followed by a Tuckerman rounding check, so even a device whose
+//     sqrt is only faithful returns the correctly rounded result.
+#pragma once
+
+#if defined(__METAL_VERSION__)
+#include <metal_stdlib>
+#define MFI_INLINE inline
+#define MFI_CONSTANT constant
+namespace mfi {
+inline float fma_(float a, float b, float c) { return metal::fma(a, b, c); }
+inline float sqrt_(float x) { return metal::sqrt(x); }
+inline float as_float(uint32_t x) { return as_type<float>(x); }
+inline uint32_t as_uint(float x) { return as_type<uint32_t>(x); }
+inline uint32_t mulhi(uint32_t a, uint32_t b) { return metal::mulhi(a, b); }
+} // namespace mfi
+#else
+#include <cstdint>
+#define MFI_INLINE inline __attribute__((always_inline))
+#define MFI_CONSTANT constexpr
+namespace mfi {
+// The builtins, not std::, so that -fno-math-errno builds vectorize them.
+MFI_INLINE float fma_(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+MFI_INLINE float sqrt_(float x) { return __builtin_sqrtf(x); }
+MFI_INLINE float as_float(uint32_t x) { return __builtin_bit_cast(float, x); }
+MFI_INLINE uint32_t as_uint(float x) { return __builtin_bit_cast(uint32_t, x); }
+MFI_INLINE uint32_t mulhi(uint32_t a, uint32_t b) {
+  return static_cast<uint32_t>((static_cast<uint64_t>(a) * b) >> 32);
+}
+} // namespace mfi
+#endif
+
+namespace mfi {
+
+// ---------------------------------------------------------------- Philox
+// Philox4x32-10 exactly as Random123 defines it.
+struct Block {
+  uint32_t x0, x1, x2, x3;
+};
+
+MFI_CONSTANT uint32_t kPhiloxM0 = 0xD2511F53u;
+MFI_CONSTANT uint32_t kPhiloxM1 = 0xCD9E8D57u;
+MFI_CONSTANT uint32_t kPhiloxW0 = 0x9E3779B9u;
+MFI_CONSTANT uint32_t kPhiloxW1 = 0xBB67AE85u;
+
+MFI_INLINE Block philox_round(Block c, uint32_t k0, uint32_t k1) {
+  uint32_t hi0 = mulhi(kPhiloxM0, c.x0);
+  uint32_t lo0 = kPhiloxM0 * c.x0;
+  uint32_t hi1 = mulhi(kPhiloxM1, c.x2);
+  uint32_t lo1 = kPhiloxM1 * c.x2;
+  Block r;
+  r.x0 = hi1 ^ c.x1 ^ k0;
+  r.x1 = lo1;
+  r.x2 = hi0 ^ c.x3 ^ k1;
+  r.x3 = lo0;
+  return r;
+}
+
+MFI_INLINE Block philox4x32_10(Block c, uint32_t k0, uint32_t k1) {
+  // Written out rather than looped: some compilers will not unroll a loop
+  // whose body they also have to vectorize.
+  c = philox_round(c, k0, k1); k0 += kPhiloxW0; k1 += kPhiloxW1;
+  c = philox_round(c, k0, k1); k0 += kPhiloxW0; k1 += kPhiloxW1;
+  c = philox_round(c, k0, k1); k0 += kPhiloxW0; k1 += kPhiloxW1;
+  c = philox_round(c, k0, k1); k0 += kPhiloxW0; k1 += kPhiloxW1;
+  c = philox_round(c, k0, k1); k0 += kPhiloxW0; k1 += kPhiloxW1;
+  c = philox_round(c, k0, k1); k0 += kPhiloxW0; k1 += kPhiloxW1;
+  c = philox_round(c, k0, k1); k0 += kPhiloxW0; k1 += kPhiloxW1;
+  c = philox_round(c, k0, k1); k0 += kPhiloxW0; k1 += kPhiloxW1;
+  c = philox_round(c, k0, k1); k0 += kPhiloxW0; k1 += kPhiloxW1;
+  c = philox_round(c, k0, k1);
+  return c;
+}
+
+// The counter of the block holding flat element index i (SPEC 3, step 2):
+// (lo32(i >> 2), hi32(i >> 2), lo32(q), hi32(q)). The block index is passed
+// as two 32-bit halves so that this works on GPUs without cheap 64-bit ops.
+MFI_INLINE Block stream_block(uint32_t b_lo, uint32_t b_hi, uint32_t q_lo,
+                              uint32_t q_hi, uint32_t k0, uint32_t k1) {
+  Block c;
+  c.x0 = b_lo;
+  c.x1 = b_hi;
+  c.x2 = q_lo;
+  c.x3 = q_hi;
+  return philox4x32_10(c, k0, k1);
+}
+
+// ------------------------------------------------------- exact constants
+// Powers of two written as exact decimals: every compiler converts them
+// exactly, unlike hex-float literals which Metal does not accept everywhere.
+MFI_CONSTANT float kTwoM24 = 5.9604644775390625e-08f;          // 2^-24
+MFI_CONSTANT float kTwoM31 = 4.656612873077392578125e-10f;     // 2^-31
+MFI_CONSTANT float kTwoM32 = 2.3283064365386962890625e-10f;    // 2^-32
+MFI_CONSTANT float kTwoM33 = 1.16415321826934814453125e-10f;   // 2^-33
+MFI_CONSTANT float kMinusTwoLn2 = -1.38629436f;                // RN(-2 ln 2)
+
+// ------------------------------------------------------------ -2 ln(u)
+// u in [2^-33, 1] (always a normal float). u = 2^e * m with m in
+// [sqrt(1/2), sqrt(2)); ln m = f * P(f), f = m - 1 (exact), where P is a
+// degree-9 least-squares fit of log1p(f)/f on that interval (relative error
+// of the float evaluation about 6e-8, i.e. one float ulp). Factoring out f
+// keeps the relative accuracy near u = 1, where r = sqrt(-2 ln u) -> 0.
+MFI_INLINE float minus_two_log(float u) {
+  uint32_t ix = as_uint(u);
+  int e = static_cast<int>(ix >> 23) - 127;
+  uint32_t mb = (ix & 0x007FFFFFu) | 0x3F800000u;  // m in [1, 2)
+  bool big = mb > 0x3FB504F3u;                      // m > sqrt(2)
+  mb = big ? mb - 0x00800000u : mb;                 // m / 2, exact
+  e = big ? e + 1 : e;
+  float f = as_float(mb) - 1.0f;                    // exact (Sterbenz)
+  float p = -0.07638592f;
+  p = fma_(p, f, 0.1291417f);
+  p = fma_(p, f, -0.13240843f);
+  p = fma_(p, f, 0.14180079f);
+  p = fma_(p, f, -0.16609126f);
+  p = fma_(p, f, 0.20002072f);
+  p = fma_(p, f, -0.25001585f);
+  p = fma_(p, f, 0.33333325f);
+  p = fma_(p, f, -0.49999988f);
+  p = fma_(p, f, 1.0f);
+  float minus_two_ln_m = (-2.0f * f) * p;  // -2 f is exact
+  // fma(e, -2 ln2, ...) rather than e*ln2 + ...: one rounding, and the
+  // result is +0 (not -0) at u = 1.
+  return fma_(static_cast<float>(e), kMinusTwoLn2, minus_two_ln_m);
+}
+
+// -------------------------------------------------- correctly rounded sqrt
+// s = sqrt(x) may be off by one ulp on some devices. Tuckerman's test, with
+// exact signs from fma, picks RN(sqrt(x)) among s and its two neighbours.
+MFI_INLINE float sqrt_rn(float x) {
+  float s = sqrt_(x);
+  uint32_t sb = as_uint(s);
+  float up = as_float(sb + 1u);
+  float dn = as_float(sb - 1u);  // NaN when s == 0: its test is then false
+  bool go_up = fma_(s, up, -x) < 0.0f;
+  bool go_dn = fma_(dn, s, -x) >= 0.0f;
+  return go_up ? up : (go_dn ? dn : s);
+}
+
+// ---------------------------------------------------------- Box-Muller
+struct Pair {
+  float even;  // r * cospi(t)
+  float odd;   // r * sinpi(t)
+};
+
+// One Box-Muller pair from two Philox words (SPEC 3, steps 4-5):
+// u = float(a) * 2^-32 + 2^-33 in (0, 1], r = sqrt(-2 ln u),
+// t = float(c) * 2^-31 in [0, 2].
+MFI_INLINE Pair box_muller(uint32_t a, uint32_t c) {
+  // float(a) * 2^-32 is exact, so the fma rounds once, like the spec's
+  // multiply-then-add.
+  float u = fma_(static_cast<float>(a), kTwoM32, kTwoM33);
+  float r = sqrt_rn(minus_two_log(u));
+
+  // sinpi/cospi: t = n/2 + y with n = round(2t) in 0..4 taken from the
+  // integer c, and |y| <= 1/4 (+ one ulp when float(c) rounds across a
+  // boundary). y is exact: it is a multiple of ulp(t) smaller than 1/2.
+  float t = static_cast<float>(c) * kTwoM31;
+  uint32_t n = ((c >> 29) + 1u) >> 1;
+  float y = t - static_cast<float>(n) * 0.5f;
+  float y2 = y * y;
+  // Least-squares fits of sinpi(y)/y and cospi(y) in y^2 on [0, 1/4];
+  // absolute error below 6e-8 in float evaluation.
+  float sp = 0.081026584f;
+  sp = fma_(sp, y2, -0.59920543f);
+  sp = fma_(sp, y2, 2.5501628f);
+  sp = fma_(sp, y2, -5.1677127f);
+  sp = fma_(sp, y2, 3.1415927f);
+  float s = y * sp;
+  float cp = -0.025453715f;
+  cp = fma_(cp, y2, 0.23530644f);
+  cp = fma_(cp, y2, -1.3352621f);
+  cp = fma_(cp, y2, 4.058712f);
+  cp = fma_(cp, y2, -4.934802f);
+  float co = fma_(cp, y2, 1.0f);
+  // Quadrant q = n mod 4: odd q swaps sin and cos; signs by bit flips.
+  uint32_t q = n & 3u;
+  bool swap = (q & 1u) != 0u;
+  float sin_v = swap ? co : s;
+  float cos_v = swap ? s : co;
+  sin_v = as_float(as_uint(sin_v) ^ ((q & 2u) << 30));
+  cos_v = as_float(as_uint(cos_v) ^ (((q + 1u) & 2u) << 30));
+  Pair out;
+  out.even = r * cos_v;
+  out.odd = r * sin_v;
+  return out;
+}
+
+// ------------------------------------------------------------- uniform
+// One lane per element: v = float(x >> 8) * 2^-24 in [0, 1), exact.
+MFI_INLINE float uniform01(uint32_t x) {
+  return static_cast<float>(x >> 8) * kTwoM24;
+}
+
+// ------------------------------------------------------------ transforms
+// What the kernels compute from one block, by transform kind:
+//   kNormal:  out_l = scale * z_l, then + shift only where shift != 0 (so
+//             that glorot_normal & co. are exactly RNE(sigma * z))
+//   kUniform: out_l = shift + scale * v_l  (shift = low, scale = high - low)
+// Both roundings are float32; no fma, as SPEC 3 prescribes. Callers test
+// `shift != 0` once, outside their loops, and pick normal_block or
+// shifted_normal_block.
+MFI_CONSTANT int kNormal = 0;
+MFI_CONSTANT int kUniform = 1;
+
+struct Quad {
+  float v0, v1, v2, v3;
+};
+
+MFI_INLINE Quad normal_block(Block x, float scale) {
+  Pair p0 = box_muller(x.x0, x.x1);
+  Pair p1 = box_muller(x.x2, x.x3);
+  Quad o;
+  o.v0 = scale * p0.even;
+  o.v1 = scale * p0.odd;
+  o.v2 = scale * p1.even;
+  o.v3 = scale * p1.odd;
+  return o;
+}
+
+MFI_INLINE Quad shifted_normal_block(Block x, float scale, float shift) {
+  Quad o = normal_block(x, scale);
+  o.v0 = o.v0 + shift;
+  o.v1 = o.v1 + shift;
+  o.v2 = o.v2 + shift;
+  o.v3 = o.v3 + shift;
+  return o;
+}
+
+MFI_INLINE Quad uniform_block(Block x, float scale, float shift) {
+  Quad o;
+  o.v0 = shift + scale * uniform01(x.x0);
+  o.v1 = shift + scale * uniform01(x.x1);
+  o.v2 = shift + scale * uniform01(x.x2);
+  o.v3 = shift + scale * uniform01(x.x3);
+  return o;
+}
+
+// The three transforms by number, for kernels templated on it.
+MFI_CONSTANT int kShiftedNormal = 2;
+
+// The variant a kernel should be instantiated for.
+MFI_INLINE int transform_variant(int kind, float shift) {
+  return kind == kUniform ? kUniform : (shift != 0.0f ? kShiftedNormal : kNormal);
+}
+
+MFI_INLINE Quad transform_block(int variant, Block x, float scale, float shift) {
+  return variant == kUniform   ? uniform_block(x, scale, shift)
+      : variant == kShiftedNormal ? shifted_normal_block(x, scale, shift)
+                                : normal_block(x, scale);
+}
+
+MFI_INLINE float quad_lane(Quad q, uint32_t lane) {
+  return lane == 0u ? q.v0 : (lane == 1u ? q.v1 : (lane == 2u ? q.v2 : q.v3));
+}
+
+// ------------------------------------------- float32 -> 16-bit, RNE, bits
+// Used by the CPU path (integer ops vectorize; scalar F16C would not). The
+// Metal kernel converts with the hardware's own RNE conversion instead, and
+// the shim test compares the two.
+MFI_INLINE uint16_t f32_to_f16_bits(float f) {
+  uint32_t x = as_uint(f);
+  uint32_t sign = (x >> 16) & 0x8000u;
+  uint32_t a = x & 0x7FFFFFFFu;
+  // Normal results: rebias the exponent and round the 13 dropped bits to
+  // nearest even; a carry out of the mantissa correctly bumps the exponent
+  // (up to infinity for |f| >= 65520).
+  uint32_t normal = (a + 0xC8000FFFu + ((a >> 13) & 1u)) >> 13;
+  // Subnormal results (|f| < 2^-14): adding 0.5 (ulp 2^-24, the f16
+  // subnormal step) lets the float adder round to nearest even for us.
+  uint32_t sub = as_uint(as_float(a) + 0.5f) - 0x3F000000u;
+  // Selections as masks: GCC will not vectorize this chain of ?: .
+  uint32_t is_sub = 0u - static_cast<uint32_t>(a < 0x38800000u);
+  uint32_t is_inf = 0u - static_cast<uint32_t>(a >= 0x47800000u);  // >= 65536
+  uint32_t is_nan = 0u - static_cast<uint32_t>(a > 0x7F800000u);
+  uint32_t h = (sub & is_sub) | (normal & ~is_sub);
+  h = (0x7C00u & is_inf) | (h & ~is_inf);
+  h = (0x7E00u & is_nan) | (h & ~is_nan);
+  return static_cast<uint16_t>(h | sign);
+}
+
+MFI_INLINE uint16_t f32_to_bf16_bits(float f) {
+  uint32_t x = as_uint(f);
+  uint32_t r = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;
+  bool nan = (x & 0x7FFFFFFFu) > 0x7F800000u;
+  return static_cast<uint16_t>(nan ? ((x >> 16) | 0x0040u) : r);
+}
+
+} // namespace mfi

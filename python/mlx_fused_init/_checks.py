@@ -1,0 +1,69 @@
+"""Argument checks shared by the initializers, with MLX-style messages."""
+
+import math
+import numbers
+
+import mlx.core as mx
+
+SUPPORTED_DTYPES = (mx.float32, mx.float16, mx.bfloat16)
+
+
+def check_dtype(dtype, name: str) -> None:
+    if not isinstance(dtype, mx.Dtype):
+        raise TypeError(
+            f"[{name}] dtype must be an mx.Dtype such as mx.float32, but got "
+            f"{type(dtype).__name__}."
+        )
+    if dtype not in SUPPORTED_DTYPES:
+        raise ValueError(
+            f"[{name}] dtype must be float32, float16 or bfloat16, but got "
+            f"{dtype}."
+        )
+
+
+def shape_of(a, name: str) -> tuple:
+    shape = getattr(a, "shape", None)
+    if shape is None or not isinstance(shape, (tuple, list)):
+        raise TypeError(
+            f"[{name}] expected an array (its shape is used, its values are "
+            f"not), but got {type(a).__name__}."
+        )
+    return tuple(int(d) for d in shape)
+
+
+def real(value, arg: str, name: str) -> float:
+    """A finite Python float from a real number or a one-element array."""
+    if isinstance(value, mx.array) and value.size == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"[{name}] {arg} must be a real number, but got "
+            f"{type(value).__name__}."
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"[{name}] {arg} must be finite, but got {value}.")
+    return value
+
+
+def check_stream(stream, name: str) -> None:
+    if stream is not None and not isinstance(stream, (mx.Stream, mx.Device)):
+        raise TypeError(
+            f"[{name}] stream must be an mx.Stream, an mx.Device or None, but "
+            f"got {type(stream).__name__}."
+        )
+
+
+def fans(shape: tuple, name: str) -> tuple:
+    """``(fan_in, fan_out)`` exactly as ``mlx.nn.init`` computes them."""
+    if len(shape) < 2:
+        raise ValueError(
+            f"[{name}] Glorot / He initialization requires at least 2 "
+            f"dimensional input but input with {len(shape)} dimensions."
+        )
+    fan_in, fan_out = shape[-1], shape[0]
+    if len(shape) > 2:
+        receptive_field = math.prod(shape[1:-1])
+        fan_in *= receptive_field
+        fan_out *= receptive_field
+    return fan_in, fan_out
