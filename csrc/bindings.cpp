@@ -17,6 +17,27 @@
 namespace nb = nanobind;
 using namespace nb::literals;
 
+namespace {
+
+// MLX's StreamOrDevice lists Stream before Device. nanobind's variant caster
+// tries the alternatives in order, and with implicit conversions mx.gpu
+// becomes a Stream by way of mx.default_stream(), which on a machine without
+// a GPU back-end fails with a message that does not say what to do. Listing
+// Device first lets the op see the device and explain.
+using StreamArg = std::variant<std::monostate, mfi::mx::Device, mfi::mx::Stream>;
+
+mfi::mx::StreamOrDevice to_mlx(const StreamArg& s) {
+  if (auto* d = std::get_if<mfi::mx::Device>(&s)) {
+    return *d;
+  }
+  if (auto* st = std::get_if<mfi::mx::Stream>(&s)) {
+    return *st;
+  }
+  return {};
+}
+
+} // namespace
+
 #define MFI_STR_(x) #x
 #define MFI_STR(x) MFI_STR_(x)
 
@@ -35,7 +56,7 @@ NB_MODULE(_ext, m) {
          std::optional<std::vector<int64_t>> full_shape,
          std::optional<std::vector<int64_t>> start,
          const std::string& name,
-         mfi::mx::StreamOrDevice s) {
+         StreamArg s) {
         mfi::InitSpec spec;
         spec.kind = kind;
         spec.scale = scale;
@@ -47,7 +68,7 @@ NB_MODULE(_ext, m) {
           spec.full_shape = full_shape ? *full_shape : spec.shape;
           spec.start = start ? *start : std::vector<int64_t>(spec.shape.size(), 0);
         }
-        return mfi::fused_init(key, std::move(spec), name, s);
+        return mfi::fused_init(key, std::move(spec), name, to_mlx(s));
       },
       "key"_a,
       "shape"_a,
@@ -69,7 +90,9 @@ Scale and shift are rounded to float32 here.)");
 
   m.def(
       "philox4x32_10",
-      &mfi::philox4x32_10,
+      [](const mfi::mx::array& counters, const mfi::mx::array& key, StreamArg s) {
+        return mfi::philox4x32_10(counters, key, to_mlx(s));
+      },
       "counters"_a,
       "key"_a,
       nb::kw_only(),

@@ -47,9 +47,9 @@ def real(value, arg: str, name: str) -> float:
 
 
 def check_stream(stream, name: str) -> None:
-    if stream is not None and not isinstance(stream, (mx.Stream, mx.Device)):
+    if stream is not None and not isinstance(stream, (mx.Stream, mx.Device, mx.DeviceType)):
         raise TypeError(
-            f"[{name}] stream must be an mx.Stream, an mx.Device or None, but "
+            f"[{name}] stream must be an mx.Stream, an mx.Device (mx.cpu, mx.gpu) or None, but "
             f"got {type(stream).__name__}."
         )
 

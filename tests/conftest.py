@@ -1,0 +1,35 @@
+import json
+import sys
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))  # tests/reference.py
+
+
+@pytest.fixture(scope="session")
+def philox_kat():
+    data = json.loads((HERE / "data" / "philox4x32_10_kat.json").read_text())
+    return [
+        (
+            [int(w, 16) for w in v["counter"]],
+            [int(w, 16) for w in v["key"]],
+            [int(w, 16) for w in v["expected"]],
+            v["name"],
+        )
+        for v in data["vectors"]
+    ]
+
+
+def to_numpy(a: mx.array) -> np.ndarray:
+    """float32 view of any float array (float16 and bfloat16 upcast exactly)."""
+    return np.array(a.astype(mx.float32), copy=False)
+
+
+def bits(a: mx.array) -> np.ndarray:
+    """The raw bits of a float array, for bit-for-bit comparisons."""
+    width = {mx.float32: mx.uint32, mx.float16: mx.uint16, mx.bfloat16: mx.uint16}
+    return np.array(mx.view(a, width[a.dtype]))

@@ -1,0 +1,83 @@
+"""An independent NumPy implementation of SPEC section 3, for the tests.
+
+Written from the spec, not from the C++/Metal source: Philox in vectorized
+uint64 arithmetic, the Box-Muller transform in float64 with NumPy's own log,
+sqrt, sin and cos. Only the inputs u and t are float32, as the spec defines
+them.
+"""
+
+import numpy as np
+
+M0, M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+W0, W1 = np.uint64(0x9E3779B9), np.uint64(0xBB67AE85)
+MASK = np.uint64(0xFFFFFFFF)
+
+
+def philox4x32_10(counters, key):
+    """counters: (n, 4) integers; key: (k0, k1). Returns (n, 4) uint32."""
+    c = [np.asarray(counters, dtype=np.uint64)[:, j].copy() for j in range(4)]
+    k0, k1 = np.uint64(int(key[0])), np.uint64(int(key[1]))
+    for r in range(10):
+        if r:
+            k0 = (k0 + W0) & MASK
+            k1 = (k1 + W1) & MASK
+        p0 = M0 * c[0]
+        p1 = M1 * c[2]
+        c = [
+            ((p1 >> np.uint64(32)) ^ c[1] ^ k0) & MASK,
+            p1 & MASK,
+            ((p0 >> np.uint64(32)) ^ c[3] ^ k1) & MASK,
+            p0 & MASK,
+        ]
+    return np.stack(c, axis=1).astype(np.uint32)
+
+
+def stream_words(indices, key, subsequence=0):
+    """The Philox word used by each flat stream index: (x_l of block i >> 2)
+    and the pair partner needed for Box-Muller. Returns (a, c, lane) where
+    (a, c) is the lane's pair."""
+    i = np.asarray(indices, dtype=np.uint64).ravel()
+    b = i >> np.uint64(2)
+    q = int(subsequence)
+    counters = np.stack(
+        [
+            b & MASK,
+            b >> np.uint64(32),
+            np.full_like(b, q & 0xFFFFFFFF),
+            np.full_like(b, q >> 32),
+        ],
+        axis=1,
+    )
+    x = philox4x32_10(counters, key)
+    lane = (i & np.uint64(3)).astype(np.int64)
+    pair = lane >> 1
+    a = np.where(pair == 0, x[:, 0], x[:, 2])
+    c = np.where(pair == 0, x[:, 1], x[:, 3])
+    return a, c, lane, x
+
+
+def normal_z(indices, key, subsequence=0):
+    """z_exact of SPEC 3 in float64, from the float32 u and t."""
+    a, c, lane, _ = stream_words(indices, key, subsequence)
+    u = a.astype(np.float32) * np.float32(2.0**-32) + np.float32(2.0**-33)
+    t = c.astype(np.float32) * np.float32(2.0**-31)
+    r = np.sqrt(-2.0 * np.log(u.astype(np.float64)))
+    t64 = t.astype(np.float64)
+    return np.where(lane % 2 == 0, r * np.cos(np.pi * t64), r * np.sin(np.pi * t64))
+
+
+def flat_indices(full_shape, start=None, shape=None):
+    """Flat row-major indices in the full tensor of the window's elements."""
+    full_shape = tuple(full_shape)
+    start = tuple(start) if start is not None else (0,) * len(full_shape)
+    shape = tuple(shape) if shape is not None else full_shape
+    grids = np.meshgrid(
+        *[np.arange(s, s + n, dtype=np.uint64) for s, n in zip(start, shape)],
+        indexing="ij",
+    )
+    idx = np.zeros(shape, dtype=np.uint64)
+    stride = 1
+    for d in range(len(full_shape) - 1, -1, -1):
+        idx += grids[d] * np.uint64(stride)
+        stride *= full_shape[d]
+    return idx.reshape(shape)

@@ -1,0 +1,135 @@
+"""Every bad input of SPEC 5 gives the named exception, and nothing crashes."""
+
+import math
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+import mlx_fused_init as mfi
+from mlx_fused_init import _ext
+
+
+@pytest.mark.parametrize("dtype", [mx.int32, mx.uint8, mx.bool_, mx.complex64, mx.float64])
+def test_non_float_dtype(dtype):
+    with pytest.raises(ValueError, match=r"\[glorot_normal\] dtype must be float32"):
+        mfi.glorot_normal(dtype)
+
+
+def test_dtype_not_a_dtype():
+    with pytest.raises(TypeError, match=r"\[glorot_normal\] dtype"):
+        mfi.glorot_normal("float32")
+
+
+@pytest.mark.parametrize("gain", [math.nan, math.inf, -math.inf])
+def test_non_finite_gain(gain):
+    with pytest.raises(ValueError, match=r"\[glorot_normal\] gain must be finite"):
+        mfi.glorot_normal()(mx.zeros((2, 2)), gain)
+
+
+@pytest.mark.parametrize("gain", ["1.0", None, [1.0], mx.array([1.0, 2.0])])
+def test_gain_not_a_number(gain):
+    with pytest.raises(TypeError, match=r"\[glorot_normal\] gain must be a real number"):
+        mfi.glorot_normal()(mx.zeros((2, 2)), gain)
+
+
+def test_gain_as_one_element_array_is_accepted():
+    key = mx.random.key(0)
+    a = mfi.glorot_normal()(mx.zeros((2, 2)), mx.array(2.0), key=key)
+    b = mfi.glorot_normal()(mx.zeros((2, 2)), 2.0, key=key)
+    assert mx.array_equal(a, b).item()
+
+
+def test_overflowing_scale_for_float16():
+    with pytest.raises(ValueError, match="would overflow float16"):
+        mfi.glorot_normal(mx.float16)(mx.zeros((2, 2)), 1e5)
+
+
+@pytest.mark.parametrize(
+    "key, match",
+    [
+        (mx.array([1, 2], dtype=mx.int32), "key must be a uint32 array of shape"),
+        (mx.array([1, 2, 3], dtype=mx.uint32), "key must be a uint32 array of shape"),
+        (mx.array([[1, 2]], dtype=mx.uint32), "key must be a uint32 array of shape"),
+        (mx.array([1.0, 2.0]), "key must be a uint32 array of shape"),
+    ],
+)
+def test_bad_key(key, match):
+    with pytest.raises(ValueError, match=r"\[glorot_normal\] " + match):
+        mfi.glorot_normal()(mx.zeros((2, 2)), key=key)
+
+
+@pytest.mark.parametrize("key", [[0, 1], 7, np.array([0, 1], dtype=np.uint32)])
+def test_key_not_an_array(key):
+    with pytest.raises(TypeError, match=r"\[glorot_normal\] key must be an mx.array"):
+        mfi.glorot_normal()(mx.zeros((2, 2)), key=key)
+
+
+def test_input_without_shape():
+    with pytest.raises(TypeError, match=r"\[glorot_normal\] expected an array"):
+        mfi.glorot_normal()(3.0)
+
+
+def test_bad_stream_type():
+    with pytest.raises(TypeError, match=r"\[glorot_normal\] stream must be"):
+        mfi.glorot_normal()(mx.zeros((2, 2)), stream="cpu")
+
+
+@pytest.mark.skipif(
+    mfi.built_with_metal(), reason="this build has Metal kernels: GPU streams are valid"
+)
+@pytest.mark.parametrize("stream", [mx.gpu, mx.Device(mx.gpu)])
+def test_gpu_stream_without_metal_names_the_fix(stream):
+    with pytest.raises(RuntimeError, match=r"stream=mx\.cpu"):
+        mfi.glorot_normal()(mx.zeros((2, 2)), stream=stream)
+    with pytest.raises(RuntimeError, match=r"stream=mx\.cpu"):
+        mfi.philox4x32_10(mx.zeros((1, 4), dtype=mx.uint32), mx.random.key(0), stream=stream)
+
+
+def test_negative_dimension_in_low_level_op():
+    with pytest.raises(ValueError, match="negative dimensions"):
+        _ext.fused_init(mx.random.key(0), [2, -1], mx.float32, kind=0, scale=1.0)
+
+
+@pytest.mark.parametrize(
+    "full_shape, start, shape",
+    [
+        ([4, 4], [0, 1], [4, 4]),  # sticks out on the right
+        ([4, 4], [-1, 0], [2, 2]),  # negative start
+        ([4, 4], [3, 3], [2, 1]),  # sticks out at the bottom
+        ([4], [0], [2, 2]),  # rank mismatch
+    ],
+)
+def test_window_outside_the_full_tensor(full_shape, start, shape):
+    with pytest.raises(ValueError):
+        _ext.fused_init(
+            mx.random.key(0), shape, mx.float32, kind=0, scale=1.0,
+            full_shape=full_shape, start=start,
+        )
+
+
+def test_too_large_virtual_tensor():
+    with pytest.raises(ValueError, match="more than 2"):
+        _ext.fused_init(
+            mx.random.key(0), [1, 1, 1], mx.float32, kind=0, scale=1.0,
+            full_shape=[2**31 - 1, 2**31 - 1, 2], start=[0, 0, 0],
+        )
+
+
+@pytest.mark.parametrize("scale", [math.nan, math.inf])
+def test_non_finite_scale_in_low_level_op(scale):
+    with pytest.raises(ValueError, match="must be finite"):
+        _ext.fused_init(mx.random.key(0), [2, 2], mx.float32, kind=0, scale=scale)
+
+
+@pytest.mark.parametrize(
+    "counters",
+    [
+        mx.zeros((3, 3), dtype=mx.uint32),
+        mx.zeros((4,), dtype=mx.uint32),
+        mx.zeros((3, 4), dtype=mx.int32),
+    ],
+)
+def test_bad_philox_counters(counters):
+    with pytest.raises(ValueError, match=r"\[philox4x32_10\] counters must be"):
+        mfi.philox4x32_10(counters, mx.random.key(0))
