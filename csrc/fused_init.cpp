@@ -183,11 +183,15 @@ mx::array philox4x32_10(
     fail(name, os.str());
   }
   mx::Stream stream = checked_stream(s, name);
+  // The GPU kernel reads rows of four consecutive words.
+  mx::array c = stream.device == mx::Device::gpu
+      ? mx::contiguous(counters, false, stream)
+      : counters;
   return mx::array(
       counters.shape(),
       mx::uint32,
       std::make_shared<Philox4x32>(stream),
-      {counters, key});
+      {c, key});
 }
 
 // ------------------------------------------------------------ transforms

@@ -1,0 +1,74 @@
+// Host-side arithmetic of a Metal dispatch: kernel names, the argument
+// block, the grid and threadgroup sizes. Free of Metal headers so that the
+// CPU shim driver (tests/metal_shim/driver.cpp) uses this very code to run
+// the kernel source the way the GPU would, and a wrong grid fails the test.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "fill_job.h"
+#include "fused_init_math.h"
+#include "fused_init_params.h"
+
+namespace mfi {
+
+// Outer dimensions a window may have on the GPU (the kernel's buffers).
+constexpr uint32_t kMaxMetalOuterDims = 16;
+
+inline std::string metal_kernel_name(OutType type, int variant) {
+  std::string name = "fused_init_";
+  name += type == OutType::Float16 ? "float16"
+      : type == OutType::BFloat16  ? "bfloat16"
+                                   : "float32";
+  name += variant == kUniform ? "_uniform"
+      : variant == kShiftedNormal ? "_shifted_normal"
+                                  : "_normal";
+  return name;
+}
+
+inline MetalParams make_metal_params(
+    const StreamParams& s,
+    const RunLayout& layout,
+    uint32_t key_stride) {
+  if (layout.outer_extent.size() > kMaxMetalOuterDims) {
+    throw std::invalid_argument(
+        "[FusedInit] The GPU kernel supports windows with at most 16 "
+        "non-contiguous outer dimensions.");
+  }
+  MetalParams p;
+  p.size = static_cast<uint64_t>(layout.size());
+  p.run_length = static_cast<uint64_t>(layout.run_length);
+  p.origin = layout.origin;
+  p.num_outer = static_cast<uint32_t>(layout.outer_extent.size());
+  p.key_stride = key_stride;
+  p.q_lo = static_cast<uint32_t>(s.subsequence);
+  p.q_hi = static_cast<uint32_t>(s.subsequence >> 32);
+  p.scale = s.scale;
+  p.shift = s.shift;
+  return p;
+}
+
+struct DispatchPlan {
+  uint64_t threads;  // grid size (dispatch_threads: need not divide evenly)
+  uint64_t group;    // threads per threadgroup
+};
+
+// One thread per four output elements, the last one handling the tail.
+inline DispatchPlan plan_fused_init(uint64_t size, uint64_t max_group) {
+  uint64_t threads = (size + 3) / 4;
+  if (threads > UINT32_MAX) {
+    throw std::invalid_argument(
+        "[FusedInit] Too many elements for one GPU dispatch (at most 2^34).");
+  }
+  return {threads, std::max<uint64_t>(1, std::min(max_group, threads))};
+}
+
+// One thread per counter row.
+inline DispatchPlan plan_philox(uint64_t rows, uint64_t max_group) {
+  return {rows, std::max<uint64_t>(1, std::min(max_group, rows))};
+}
+
+} // namespace mfi

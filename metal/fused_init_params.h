@@ -1,0 +1,24 @@
+// The argument block of the Metal kernels, shared by the kernel source, the
+// host code that fills it (csrc/metal_dispatch.h) and the CPU shim driver.
+// Fields are ordered largest first so that Metal and C++ lay them out alike.
+#pragma once
+
+#if !defined(__METAL_VERSION__)
+#include <cstdint>
+#endif
+
+namespace mfi {
+
+struct MetalParams {
+  uint64_t size;        // output elements
+  uint64_t run_length;  // output elements per run (RunLayout, fill_job.h)
+  uint64_t origin;      // stream index of the first element of run 0
+  uint32_t num_outer;   // entries in the extent/stride buffers; 0: one run
+  uint32_t key_stride;  // key[1] is key[key_stride]
+  uint32_t q_lo;        // the stream's subsequence, low and high words
+  uint32_t q_hi;
+  float scale;
+  float shift;
+};
+
+} // namespace mfi

@@ -1,0 +1,148 @@
+// Runs metal/fused_init.metal on the CPU: compiled with include/metal_stdlib
+// in place of Metal's, it calls the kernel function once for every thread
+// of the dispatch that the host code (csrc/metal_dispatch.h) plans, and
+// exposes a C API that tests/test_metal_shim.py calls through ctypes.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+// The shim, after every standard header (it defines `device`, `constant`
+// and `thread`) and before anything that includes fused_init_math.h, so
+// that the header takes its Metal branch everywhere in this file.
+#include <metal_stdlib>
+
+#include "fused_init_params.h"
+
+namespace mfi {
+struct DispatchPlan;
+}
+
+namespace {
+
+using Launch = void (*)(void* out, const mfi::MetalParams& p, const int64_t* extent,
+                        const uint64_t* stride, const uint32_t* key, const mfi::DispatchPlan& plan);
+
+std::map<std::string, Launch>& registry() {
+  static std::map<std::string, Launch> r;
+  return r;
+}
+
+bool register_kernel(const char* name, Launch fn) {
+  registry()[name] = fn;
+  return true;
+}
+
+template <typename T, int V>
+void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
+              const uint64_t* stride, const uint32_t* key, const mfi::DispatchPlan& plan);
+
+} // namespace
+
+// Each instantiation in the .metal file registers itself under its name.
+#define MFI_INSTANTIATE_FUSED_INIT(tname, T, vname, V) \
+  static const bool mfi_registered_##tname##_##vname = \
+      register_kernel("fused_init_" #tname "_" #vname, &run_grid<T, V>);
+
+#include "fused_init.metal"
+
+// The host-side code of csrc/, exactly as metal_backend.cpp uses it.
+#include "fill_job.h"
+#include "metal_dispatch.h"
+
+namespace {
+
+// dispatch_threads semantics: threadgroups of plan.group threads, the last
+// one cut short at plan.threads; the kernel sees only its grid position.
+template <typename T, int V>
+void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
+              const uint64_t* stride, const uint32_t* key, const mfi::DispatchPlan& plan) {
+  uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
+  for (uint64_t g = 0; g < groups; ++g) {
+    for (uint64_t t = 0; t < plan.group; ++t) {
+      uint64_t gid = g * plan.group + t;
+      if (gid < plan.threads) {
+        fused_init<T, V>(static_cast<T*>(out), p, extent, stride, key, static_cast<uint>(gid));
+      }
+    }
+  }
+}
+
+} // namespace
+
+extern "C" {
+
+// The steps of FusedInit::eval_gpu (csrc/metal_backend.cpp), on the CPU.
+// Returns 0, or -1 with a message in err.
+int mfi_shim_fused_init(
+    int out_type, int kind, float scale, float shift, uint64_t subsequence,
+    const uint32_t* key, uint32_t key_stride, int ndim, const int64_t* full_shape,
+    const int64_t* start, const int64_t* shape, uint64_t max_group, void* out,
+    char* err, int err_len) {
+  try {
+    std::vector<int64_t> f(full_shape, full_shape + ndim), s(start, start + ndim),
+        w(shape, shape + ndim);
+    mfi::RunLayout layout = mfi::make_run_layout(f, s, w);
+    if (layout.size() == 0) {
+      return 0;
+    }
+    mfi::StreamParams sp;
+    sp.subsequence = subsequence;
+    sp.kind = kind;
+    sp.scale = scale;
+    sp.shift = shift;
+    mfi::MetalParams params = mfi::make_metal_params(sp, layout, key_stride);
+    std::string name = mfi::metal_kernel_name(
+        static_cast<mfi::OutType>(out_type), mfi::transform_variant(kind, shift));
+    auto it = registry().find(name);
+    if (it == registry().end()) {
+      throw std::runtime_error("no kernel named " + name + " in fused_init.metal");
+    }
+    // MTL encoders get at least one element for an empty vector.
+    std::vector<int64_t> extent = layout.outer_extent;
+    std::vector<uint64_t> stride = layout.outer_stride;
+    extent.resize(std::max<size_t>(1, extent.size()), 1);
+    stride.resize(std::max<size_t>(1, stride.size()), 0);
+    mfi::DispatchPlan plan = mfi::plan_fused_init(params.size, max_group);
+    it->second(out, params, extent.data(), stride.data(), key, plan);
+    return 0;
+  } catch (const std::exception& e) {
+    std::snprintf(err, err_len, "%s", e.what());
+    return -1;
+  }
+}
+
+// Space-separated names of the kernels the .metal file instantiates.
+void mfi_shim_registered_names(char* buf, int len) {
+  std::string names;
+  for (const auto& kv : registry()) {
+    names += kv.first + " ";
+  }
+  std::snprintf(buf, len, "%s", names.c_str());
+}
+
+// The name the host code asks MLX for.
+void mfi_shim_host_name(int out_type, int variant, char* buf, int len) {
+  std::snprintf(buf, len, "%s",
+                mfi::metal_kernel_name(static_cast<mfi::OutType>(out_type), variant).c_str());
+}
+
+// The steps of Philox4x32::eval_gpu.
+void mfi_shim_philox(const uint32_t* counters, const uint32_t* key, uint32_t key_stride,
+                     uint32_t rows, uint64_t max_group, uint32_t* out) {
+  mfi::DispatchPlan plan = mfi::plan_philox(rows, max_group);
+  uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
+  for (uint64_t g = 0; g < groups; ++g) {
+    for (uint64_t t = 0; t < plan.group; ++t) {
+      uint64_t gid = g * plan.group + t;
+      if (gid < plan.threads) {
+        philox4x32_10_blocks(out, counters, key, key_stride, rows, static_cast<uint>(gid));
+      }
+    }
+  }
+}
+
+} // extern "C"
