@@ -38,6 +38,8 @@ from ._ext import (  # noqa: E402
 )
 from ._keys import next_key  # noqa: E402
 from .initializers import glorot_normal  # noqa: E402
+from .model import init_model, param_subsequence  # noqa: E402
+from .sharding import init_sharded, shard, shard_ranges  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -46,9 +48,14 @@ __all__ = [
     "built_with_metal",
     "cpu_kernel",
     "glorot_normal",
+    "init_model",
+    "init_sharded",
     "next_key",
     "num_threads",
+    "param_subsequence",
     "philox4x32_10",
     "set_cpu_kernel",
     "set_num_threads",
+    "shard",
+    "shard_ranges",
 ]

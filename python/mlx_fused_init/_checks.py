@@ -67,3 +67,49 @@ def fans(shape: tuple, name: str) -> tuple:
         fan_in *= receptive_field
         fan_out *= receptive_field
     return fan_in, fan_out
+
+
+def _int_tuple(value, arg: str, name: str) -> tuple:
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise TypeError(
+            f"[{name}] {arg} must be a sequence of ints, but got {type(value).__name__}."
+        ) from None
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in out):
+        raise TypeError(f"[{name}] {arg} must be a sequence of ints, but got {value!r}.")
+    return tuple(int(v) for v in out)
+
+
+def window(shape: tuple, full_shape, start, name: str) -> tuple:
+    """``(full_shape, start)`` of the window ``shape`` (SPEC 2, windows): the
+    output is ``full[start[0]:start[0]+shape[0], ...]`` of the virtual tensor
+    ``full_shape``. Without ``full_shape`` the window is the whole tensor."""
+    if full_shape is None:
+        if start is not None:
+            raise ValueError(f"[{name}] start= needs full_shape= (the virtual tensor's shape).")
+        return shape, (0,) * len(shape)
+    full_shape = _int_tuple(full_shape, "full_shape", name)
+    start = (0,) * len(shape) if start is None else _int_tuple(start, "start", name)
+    if len(full_shape) != len(shape) or len(start) != len(shape):
+        raise ValueError(
+            f"[{name}] full_shape {full_shape} and start {start} must have as many "
+            f"dimensions as the array's shape {shape}."
+        )
+    for d, (f, s, n) in enumerate(zip(full_shape, start, shape)):
+        if f < 0 or s < 0 or s + n > f:
+            raise ValueError(
+                f"[{name}] the window start {start} with shape {shape} does not lie "
+                f"inside full_shape {full_shape} (dimension {d})."
+            )
+    return full_shape, start
+
+
+def subsequence(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"[{name}] subsequence must be an int, but got {type(value).__name__}."
+        )
+    if not 0 <= value < 2**64:
+        raise ValueError(f"[{name}] subsequence must be in [0, 2^64), but got {value}.")
+    return int(value)

@@ -1,0 +1,90 @@
+"""Helpers shared by the benchmark scripts: optional peers, machine info,
+timing of interleaved contestants."""
+
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import mlx.core as mx
+
+import mlx_fused_init as mfi
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def optional(module: str):
+    """The module if it is installed, else None (peers are never required)."""
+    try:
+        return __import__(module)
+    except Exception:  # ImportError, or a broken install
+        return None
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "system": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "mlx": mx.__version__,
+        "mlx_fused_init": mfi.__version__,
+        "default_device": str(mx.default_device()),
+        "cpu_kernel": mfi.cpu_kernel(),
+        "threads": mfi.num_threads(),
+        "metal": mfi.built_with_metal(),
+    }
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleave(contestants: dict, reps: int, warmup: int = 1) -> dict:
+    """Run every contestant once per round, ``reps`` rounds after
+    ``warmup`` untimed ones, so that drifts of the machine hit all alike.
+    Returns name -> list of seconds."""
+    for _ in range(warmup):
+        for fn in contestants.values():
+            fn()
+    times = {name: [] for name in contestants}
+    for _ in range(reps):
+        for name, fn in contestants.items():
+            times[name].append(timed(fn))
+    return times
+
+
+def summarize(times: list, n: int) -> dict:
+    best, med = min(times), statistics.median(times)
+    return {
+        "min_s": best,
+        "median_s": med,
+        "msamples_per_s": n / best / 1e6,
+        "msamples_per_s_median": n / med / 1e6,
+    }
+
+
+def write_json(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def fmt(x: float, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:,.{digits}f}"

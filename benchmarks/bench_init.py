@@ -1,0 +1,208 @@
+"""Fused vs stock initializers, with PyTorch, JAX and NumPy when installed.
+
+For each shape and dtype, the contestants run interleaved (one call each per
+round), after a warm-up round; each call makes a fresh array, as
+initializing a layer does. Reported: min and median time, M samples/s,
+ratio to stock MLX, fraction of a write-only memory floor measured in the
+same run (``np.empty(...).fill(1)``: fresh memory written once), and the
+peak memory of one fused and one stock call (``mx.get_peak_memory``)
+against the output's size.
+
+    python benchmarks/bench_init.py            # 1024^2, 4096^2, 8192^2
+    python benchmarks/bench_init.py --quick    # under a minute
+
+Writes benchmarks/results/bench_init.{json,md,png}.
+"""
+
+import argparse
+import math
+import sys
+
+import mlx.core as mx
+import mlx.nn.init as stock_init
+import numpy as np
+
+import mlx_fused_init as mfi
+from _common import RESULTS, fmt, interleave, machine, optional, summarize, write_json
+
+DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+
+
+def glorot_std(shape) -> float:
+    return math.sqrt(2.0 / (shape[0] + shape[1]))
+
+
+def contestants(shape, dtype_name: str, family: str) -> dict:
+    """name -> zero-argument callable that makes and evaluates one weight."""
+    dtype = DTYPES[dtype_name]
+    a = mx.zeros(shape, dtype=dtype)
+    fused_fn, stock_fn = FAMILY[family]
+    fused, stock = fused_fn(dtype), stock_fn(dtype)
+    out = {
+        "fused": lambda: mx.eval(fused(a)),
+        "stock": lambda: mx.eval(stock(a)),
+    }
+    if family != "glorot_normal":
+        return out
+    std = glorot_std(shape)
+    torch = optional("torch")
+    if torch is not None:
+        tdt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype_name]
+        out["pytorch"] = lambda: torch.nn.init.xavier_normal_(torch.empty(shape, dtype=tdt))
+    jax = optional("jax")
+    if jax is not None:
+        import jax.numpy as jnp
+
+        jdt = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}[dtype_name]
+        draw = jax.jit(lambda k: jax.random.normal(k, shape, jdt) * std)
+        key = jax.random.key(0)
+        out["jax"] = lambda: draw(key).block_until_ready()
+    if dtype_name != "bfloat16":  # NumPy has no bfloat16
+        rng = np.random.default_rng(0)
+        ndt = np.dtype(dtype_name)
+        if ndt == np.float32:
+            out["numpy"] = lambda: rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
+        else:
+            out["numpy"] = lambda: (rng.standard_normal(shape, dtype=np.float32) * std).astype(ndt)
+    return out
+
+
+FAMILY = {
+    "glorot_normal": (mfi.glorot_normal, stock_init.glorot_normal),
+}
+
+
+def write_floor(shape, itemsize: int):
+    """Fresh memory of the output's size, written once. Integer fills of the
+    same width: NumPy's float16 fill converts element by element."""
+    dt = {4: np.uint32, 2: np.uint16}[itemsize]
+    return lambda: np.empty(shape, dtype=dt).fill(1)
+
+
+def peak_bytes(fn) -> int:
+    """Peak MLX memory of one call above what was allocated before it."""
+    mx.eval(mx.zeros(1))
+    mx.clear_cache()
+    base = mx.get_active_memory()
+    mx.reset_peak_memory()
+    fn()
+    return mx.get_peak_memory() - base
+
+
+def run(shapes, dtypes, families, reps):
+    rows = []
+    for family in families:
+        for dtype_name in dtypes:
+            for shape in shapes:
+                n = math.prod(shape)
+                itemsize = DTYPES[dtype_name].size
+                fns = contestants(shape, dtype_name, family)
+                fns["write floor"] = write_floor(shape, itemsize)
+                times = interleave(fns, reps)
+                stock = summarize(times["stock"], n)
+                floor = summarize(times["write floor"], n)
+                out_bytes = n * itemsize
+                peaks = {name: peak_bytes(fns[name]) for name in ("fused", "stock")}
+                for name, t in times.items():
+                    s = summarize(t, n)
+                    rows.append({
+                        "family": family,
+                        "dtype": dtype_name,
+                        "shape": list(shape),
+                        "contestant": name,
+                        **s,
+                        "ratio_to_stock": s["msamples_per_s"] / stock["msamples_per_s"],
+                        "fraction_of_floor": s["msamples_per_s"] / floor["msamples_per_s"],
+                        "peak_bytes": peaks.get(name),
+                        "output_bytes": out_bytes,
+                    })
+                    print(
+                        f"{family:14s} {dtype_name:9s} {'x'.join(map(str, shape)):>11s} "
+                        f"{name:12s} {s['msamples_per_s']:9.1f} M/s  "
+                        f"x{rows[-1]['ratio_to_stock']:6.2f} stock  "
+                        f"{100 * rows[-1]['fraction_of_floor']:5.1f}% of floor",
+                        flush=True,
+                    )
+                over = (peaks["fused"] - out_bytes) / 2**20
+                print(f"{'':37s}peak memory: fused output {over:+.2f} MiB, "
+                      f"stock {peaks['stock'] / out_bytes:.2f}x output")
+    return rows
+
+
+def markdown(rows, meta, command) -> str:
+    lines = [
+        f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['system']}; "
+        f"MLX {meta['mlx']}, mlx-fused-init {meta['mlx_fused_init']} "
+        f"({meta['cpu_kernel']} kernel, {meta['threads']} threads). Command: `{command}`.",
+        "",
+        "| initializer | dtype | shape | contestant | M samples/s (best) | median | × stock | % of write floor | peak memory − output |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        peak = "–" if r["peak_bytes"] is None else f"{(r['peak_bytes'] - r['output_bytes']) / 2**20:+.2f} MiB"
+        lines.append(
+            f"| {r['family']} | {r['dtype']} | {'×'.join(map(str, r['shape']))} | {r['contestant']} "
+            f"| {fmt(r['msamples_per_s'])} | {fmt(r['msamples_per_s_median'])} "
+            f"| {fmt(r['ratio_to_stock'], 2)} | {fmt(100 * r['fraction_of_floor'])} | {peak} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, path):
+    matplotlib = optional("matplotlib")
+    if matplotlib is None:
+        print("matplotlib is not installed: no plot", file=sys.stderr)
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = [r for r in rows if r["dtype"] == "float32" and r["family"] == "glorot_normal"]
+    shapes = sorted({tuple(r["shape"]) for r in sel})
+    names = [n for n in ("fused", "stock", "pytorch", "jax", "numpy", "write floor")
+             if any(r["contestant"] == n for r in sel)]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        vals = [next((r["msamples_per_s"] for r in sel
+                      if r["contestant"] == name and tuple(r["shape"]) == s), 0) for s in shapes]
+        ax.bar([i + j * width for i in range(len(shapes))], vals, width, label=name)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(shapes))])
+    ax.set_xticklabels(["×".join(map(str, s)) for s in shapes])
+    ax.set_yscale("log")
+    ax.set_ylabel("M samples/s (best of runs, log scale)")
+    ax.set_title("glorot_normal, float32, CPU")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer shapes and repetitions (< 1 min)")
+    p.add_argument("--reps", type=int, default=None, help="timed rounds per case")
+    p.add_argument("--device", choices=["cpu", "gpu"], default=None,
+                   help="MLX device (default: MLX's default)")
+    args = p.parse_args(argv)
+    if args.device:
+        mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
+    if args.quick:
+        shapes, dtypes, reps = [(1024, 1024), (4096, 4096)], ["float32", "bfloat16"], args.reps or 3
+    else:
+        shapes = [(1024, 1024), (4096, 4096), (8192, 8192)]
+        dtypes, reps = list(DTYPES), args.reps or 5
+    families = list(FAMILY)
+    meta = machine()
+    print(f"{meta['cpu']} ({meta['cores']} cores), MLX {meta['mlx']}, "
+          f"kernel {meta['cpu_kernel']} x{meta['threads']} threads")
+    rows = run(shapes, dtypes, families, reps)
+    command = "python benchmarks/bench_init.py" + (" --quick" if args.quick else "")
+    write_json("bench_init", {"machine": meta, "command": command, "reps": reps, "rows": rows})
+    (RESULTS / "bench_init.md").write_text(markdown(rows, meta, command))
+    png = plot(rows, RESULTS / "bench_init.png")
+    print(f"\nwrote {RESULTS}/bench_init.json, bench_init.md" + (", bench_init.png" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

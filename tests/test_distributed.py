@@ -1,0 +1,35 @@
+"""Sharded initialization across real processes: `mlx.launch --backend ring`
+on loopback, 2 and 4 ranks (tests/dist_worker.py)."""
+
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+
+
+def launcher() -> list:
+    exe = Path(sys.executable).with_name("mlx.launch")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("mlx.launch")
+    assert found, "mlx.launch (installed with mlx) was not found"
+    return [found]
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_sharded_init_equals_single_process(ranks):
+    port = random.randint(20000, 60000)
+    cmd = launcher() + [
+        "--backend", "ring", "-n", str(ranks), "--starting-port", str(port),
+        "--python", sys.executable, str(WORKER),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    for rank in range(ranks):
+        assert f"OK rank {rank}/{ranks}" in out, out
