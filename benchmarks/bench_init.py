@@ -11,6 +11,10 @@ against the output's size.
     python benchmarks/bench_init.py            # 1024^2, 4096^2, 8192^2
     python benchmarks/bench_init.py --quick    # under a minute
 
+Peers (PyTorch, JAX, NumPy) and every dtype are measured for glorot_normal;
+the rest of the family (glorot_uniform, he_normal, he_uniform, normal,
+uniform) against stock MLX in float32.
+
 Writes benchmarks/results/bench_init.{json,md,png}.
 """
 
@@ -67,8 +71,14 @@ def contestants(shape, dtype_name: str, family: str) -> dict:
     return out
 
 
+# name -> (fused factory, stock factory), each taking the dtype.
 FAMILY = {
     "glorot_normal": (mfi.glorot_normal, stock_init.glorot_normal),
+    "glorot_uniform": (mfi.glorot_uniform, stock_init.glorot_uniform),
+    "he_normal": (mfi.he_normal, stock_init.he_normal),
+    "he_uniform": (mfi.he_uniform, stock_init.he_uniform),
+    "normal": (lambda dt: mfi.normal(dtype=dt), lambda dt: stock_init.normal(dtype=dt)),
+    "uniform": (lambda dt: mfi.uniform(dtype=dt), lambda dt: stock_init.uniform(dtype=dt)),
 }
 
 
@@ -92,7 +102,8 @@ def peak_bytes(fn) -> int:
 def run(shapes, dtypes, families, reps):
     rows = []
     for family in families:
-        for dtype_name in dtypes:
+        # Peers and the other initializers: float32 only, to keep the run short.
+        for dtype_name in dtypes if family == "glorot_normal" else ["float32"]:
             for shape in shapes:
                 n = math.prod(shape)
                 itemsize = DTYPES[dtype_name].size
@@ -181,6 +192,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer shapes and repetitions (< 1 min)")
     p.add_argument("--reps", type=int, default=None, help="timed rounds per case")
+    p.add_argument("--family", nargs="+", choices=list(FAMILY), default=None,
+                   help="initializers to measure (default: all; --quick: glorot_normal)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=None,
                    help="MLX device (default: MLX's default)")
     args = p.parse_args(argv)
@@ -191,12 +204,15 @@ def main(argv=None) -> int:
     else:
         shapes = [(1024, 1024), (4096, 4096), (8192, 8192)]
         dtypes, reps = list(DTYPES), args.reps or 5
-    families = list(FAMILY)
+    families = ["glorot_normal"] if args.quick else list(FAMILY)
+    if args.family:
+        families = args.family
     meta = machine()
     print(f"{meta['cpu']} ({meta['cores']} cores), MLX {meta['mlx']}, "
           f"kernel {meta['cpu_kernel']} x{meta['threads']} threads")
     rows = run(shapes, dtypes, families, reps)
-    command = "python benchmarks/bench_init.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/bench_init.py" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     write_json("bench_init", {"machine": meta, "command": command, "reps": reps, "rows": rows})
     (RESULTS / "bench_init.md").write_text(markdown(rows, meta, command))
     png = plot(rows, RESULTS / "bench_init.png")

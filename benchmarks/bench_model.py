@@ -11,6 +11,7 @@ are dropped after each layer unless ``--keep`` (float32 7B weights need
 
     python benchmarks/bench_model.py
     python benchmarks/bench_model.py --layers 32 --dtype bfloat16
+    python benchmarks/bench_model.py --init-model   # nn.Module + init_model
 
 Writes benchmarks/results/bench_model.json.
 """
@@ -95,15 +96,85 @@ def init_model(makers: dict, layers: int, keep: bool, progress: bool) -> tuple:
     return seconds, params
 
 
+def llama_model(layers: int, dtype):
+    """A Llama-2-7B-shaped nn.Module (embedding, attention and MLP
+    projections, RMSNorm), built lazily: its stock initial values are never
+    evaluated before they are replaced."""
+    import mlx.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name, (out_dims, in_dims) in LAYER:
+                setattr(self, name, nn.Linear(in_dims, out_dims, bias=False))
+            self.input_norm = nn.RMSNorm(HIDDEN)
+            self.post_norm = nn.RMSNorm(HIDDEN)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed_tokens = nn.Embedding(VOCAB, HIDDEN)
+            self.layers = [Block() for _ in range(layers)]
+            self.norm = nn.RMSNorm(HIDDEN)
+
+    model = Model()
+    model.set_dtype(dtype)
+    return model
+
+
+def whole_model(args, dtype) -> dict:
+    """init_model on an nn.Module against the stock way: every >= 2-D
+    parameter replaced by stock glorot_normal, then one mx.eval."""
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten, tree_unflatten
+
+    def fused(model):
+        mfi.init_model(model, mfi.glorot_normal(dtype), key=mx.random.key(0))
+
+    def stock(model):
+        init = stock_init.glorot_normal(dtype)
+        new = [(k, init(v)) for k, v in tree_flatten(model.parameters()) if v.ndim >= 2]
+        model.update(tree_unflatten(new))
+
+    results = {}
+    warm_memory()
+    for name, fn in (("fused init_model", fused), ("stock mlx.nn.init", stock)):
+        if name.startswith("stock") and args.no_stock:
+            continue
+        model = llama_model(args.layers, dtype)
+        t0 = time.perf_counter()
+        fn(model)
+        mx.eval(model.parameters())
+        secs = time.perf_counter() - t0
+        params = sum(v.size for _, v in tree_flatten(model.parameters()))
+        results[name] = {"seconds": secs, "params": params}
+        print(f"{name:18s} {secs:8.2f} s   {params / secs / 1e6:8.1f} M params/s", flush=True)
+        del model
+    if len(results) == 2:
+        f, s = results["fused init_model"]["seconds"], results["stock mlx.nn.init"]["seconds"]
+        print(f"init_model takes {f / s:.3f} of stock's time ({s / f:.1f}x faster)")
+    return results
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--dtype", choices=list(DTYPES), default="float32")
     p.add_argument("--keep", action="store_true", help="keep all weights alive")
     p.add_argument("--no-stock", action="store_true", help="skip stock MLX (slow for 32 layers)")
+    p.add_argument("--init-model", action="store_true",
+                   help="time mlx_fused_init.init_model on an nn.Module instead")
     args = p.parse_args(argv)
     dtype = DTYPES[args.dtype]
     meta = machine()
+    command = "python benchmarks/bench_model.py" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    if args.init_model:
+        results = whole_model(args, dtype)
+        write_json(f"bench_init_model_{args.layers}layers", {
+            "machine": meta, "command": command, "layers": args.layers,
+            "dtype": args.dtype, "results": results})
+        return 0
     print(f"{meta['cpu']} ({meta['cores']} cores), MLX {meta['mlx']}, {args.layers} layer(s) "
           f"+ embedding, {args.dtype}")
     makers = {"fused": mlx_maker(mfi.glorot_normal, dtype)}
@@ -128,8 +199,6 @@ def main(argv=None) -> int:
               f"({1 / results['fused']['fraction_of_stock_time']:.1f}x faster)")
     if "pytorch" in results:
         print(f"fused is {results['pytorch']['seconds'] / results['fused']['seconds']:.2f}x PyTorch")
-    command = "python benchmarks/bench_model.py" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     name = "bench_model" if args.layers == 1 else f"bench_model_{args.layers}layers"
     write_json(name, {"machine": meta, "command": command, "layers": args.layers,
                       "dtype": args.dtype, "results": results})

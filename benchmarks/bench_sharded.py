@@ -90,16 +90,24 @@ def _slice(full, axis, rank, size):
 
 
 def launch(n: int, args) -> list:
-    launcher = Path(sys.executable).with_name("mlx.launch")
-    cmd = [str(launcher), "--backend", "ring", "-n", str(n),
-           "--starting-port", str(random.randint(20000, 60000)),
-           "--python", sys.executable, __file__, "--worker", "--layers", str(args.layers)]
+    worker_args = [__file__, "--worker", "--layers", str(args.layers)]
     if args.no_stock:
-        cmd.append("--no-stock")
+        worker_args.append("--no-stock")
+    if n == 1:
+        # One process, MLX's singleton group (mlx.launch's ring needs >= 2).
+        cmd = [sys.executable] + worker_args
+    else:
+        launcher = Path(sys.executable).with_name("mlx.launch")
+        cmd = [str(launcher), "--backend", "ring", "-n", str(n),
+               "--starting-port", str(random.randint(20000, 60000)),
+               "--python", sys.executable] + worker_args
     r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode:
+    results = [json.loads(line.split("RESULT ", 1)[1])
+               for line in r.stdout.splitlines() if "RESULT " in line]
+    # mlx.launch exits 0 even when a rank fails: count the results.
+    if r.returncode or len(results) != n:
         raise SystemExit(f"world size {n} failed:\n{r.stdout}\n{r.stderr}")
-    return [json.loads(line.split("RESULT ", 1)[1]) for line in r.stdout.splitlines() if "RESULT " in line]
+    return results
 
 
 def main(argv=None) -> int:

@@ -6,6 +6,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/variant.h>
 #include <nanobind/stl/vector.h>
 
@@ -13,6 +14,7 @@
 
 #include "cpu_fill.h"
 #include "fused_init.h"
+#include "fused_init_math.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -52,6 +54,8 @@ NB_MODULE(_ext, m) {
          int kind,
          float scale,
          float shift,
+         std::optional<double> low,
+         std::optional<double> high,
          uint64_t subsequence,
          std::optional<std::vector<int64_t>> full_shape,
          std::optional<std::vector<int64_t>> start,
@@ -64,6 +68,12 @@ NB_MODULE(_ext, m) {
         spec.subsequence = subsequence;
         spec.shape = std::move(shape);
         spec.dtype = dtype;
+        if (kind == mfi::kUniform) {
+          if (!low || !high) {
+            throw std::invalid_argument("[" + name + "] a uniform draw needs low= and high=.");
+          }
+          mfi::set_uniform_bounds(spec, *low, *high, name);
+        }
         if (full_shape || start) {
           spec.full_shape = full_shape ? *full_shape : spec.shape;
           spec.start = start ? *start : std::vector<int64_t>(spec.shape.size(), 0);
@@ -75,8 +85,10 @@ NB_MODULE(_ext, m) {
       "dtype"_a,
       nb::kw_only(),
       "kind"_a,
-      "scale"_a,
+      "scale"_a = 1.0f,
       "shift"_a = 0.0f,
+      "low"_a = nb::none(),
+      "high"_a = nb::none(),
       "subsequence"_a = 0,
       "full_shape"_a = nb::none(),
       "start"_a = nb::none(),
@@ -85,8 +97,8 @@ NB_MODULE(_ext, m) {
       R"(Low-level fused initializer node (use the initializers instead).
 
 Builds a lazy array holding elements of the stream of SPEC section 3:
-kind 0 is normal (scale * z + shift), kind 1 uniform (shift + scale * v).
-Scale and shift are rounded to float32 here.)");
+kind 0 is normal (scale * z + shift; scale and shift rounded to float32),
+kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does).)");
 
   m.def(
       "philox4x32_10",
@@ -106,6 +118,18 @@ Args:
 
 Returns:
     array: uint32 array of shape ``(n, 4)``.)");
+
+  m.def(
+      "uniform_bounds",
+      [](double low, double high, mfi::mx::Dtype dtype) {
+        mfi::InitSpec spec;
+        spec.dtype = dtype;
+        mfi::set_uniform_bounds(spec, low, high, "uniform_bounds");
+        return std::make_tuple(spec.shift, spec.scale, spec.upper);
+      },
+      "low"_a, "high"_a, "dtype"_a,
+      "(shift, scale, upper) of a uniform draw on [low, high): values are "
+      "min(shift + scale * v, upper), v = (x >> 8) * 2^-24, in float32.");
 
   m.def("set_cpu_kernel", &mfi::cpu::set_kernel, "name"_a,
         "Select the CPU kernel build: 'auto', 'scalar', 'avx2' or 'neon'.");

@@ -18,6 +18,7 @@ struct StreamParams {
   int kind = 0;        // mfi::kNormal or mfi::kUniform (fused_init_math.h)
   float scale = 1.0f;  // sigma, or high - low
   float shift = 0.0f;  // mean, or low
+  float upper = 0.0f;  // uniform only: largest output value (below high)
 };
 
 // A window of a virtual row-major tensor, flattened into equal runs of

@@ -77,12 +77,85 @@ mx::Stream checked_stream(mx::StreamOrDevice s, const std::string& name) {
   return mx::to_stream(s);
 }
 
+// The value of dtype nearest to x (x rounded to float32 first, as MLX's
+// astype from a Python float does), as an exact float32.
+float to_dtype(double x, mx::Dtype t) {
+  float f = static_cast<float>(x);
+  if (t == mx::float16) {
+    return f16_bits_to_float(mfi::f32_to_f16_bits(f));
+  }
+  if (t == mx::bfloat16) {
+    return mfi::as_float(static_cast<uint32_t>(mfi::f32_to_bf16_bits(f)) << 16);
+  }
+  return f;
+}
+
+// The largest value of dtype t below v (v a finite value of t).
+float below(float v, mx::Dtype t) {
+  if (t == mx::float32) {
+    return std::nextafter(v, -std::numeric_limits<float>::infinity());
+  }
+  uint16_t bits = t == mx::float16 ? mfi::f32_to_f16_bits(v) : mfi::f32_to_bf16_bits(v);
+  if ((bits & 0x7FFF) == 0) {
+    bits = 0x8001;  // below +-0: minus the smallest subnormal
+  } else if (bits & 0x8000) {
+    bits += 1;  // negative: one step away from zero
+  } else {
+    bits -= 1;
+  }
+  return t == mx::float16 ? f16_bits_to_float(bits)
+                          : mfi::as_float(static_cast<uint32_t>(bits) << 16);
+}
+
 } // namespace
+
+float f16_bits_to_float(uint16_t h) {
+  int exp = (h >> 10) & 0x1F;
+  int mant = h & 0x3FF;
+  float mag = exp == 0 ? std::ldexp(static_cast<float>(mant), -24)
+      : exp == 31      ? (mant ? std::numeric_limits<float>::quiet_NaN()
+                               : std::numeric_limits<float>::infinity())
+                       : std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
+  return (h & 0x8000) ? -mag : mag;
+}
+
+void set_uniform_bounds(InitSpec& spec, double low, double high, const std::string& name) {
+  spec.kind = kUniform;
+  if (!std::isfinite(low) || !std::isfinite(high)) {
+    std::ostringstream os;
+    os << "low and high must be finite, but got low=" << low << " and high=" << high << ".";
+    fail(name, os.str());
+  }
+  if (high < low) {
+    std::ostringstream os;
+    os << "high must not be below low, but got low=" << low << " and high=" << high << ".";
+    fail(name, os.str());
+  }
+  double biggest = std::fmax(std::fabs(low), std::fabs(high));
+  if (biggest > largest_finite(spec.dtype)) {
+    std::ostringstream os;
+    os << "bounds up to " << biggest << " overflow " << spec.dtype << " (largest finite "
+       << largest_finite(spec.dtype) << ").";
+    fail(name, os.str());
+  }
+  // As MLX does: the bounds in the output dtype, v in [0, 1) scaled by
+  // their difference; and the clamp keeps every value below high.
+  float lo = to_dtype(low, spec.dtype);
+  float hi = to_dtype(high, spec.dtype);
+  double width = static_cast<double>(hi) - static_cast<double>(lo);
+  if (width > std::numeric_limits<float>::max()) {
+    fail(name, "high - low overflows float32.");
+  }
+  spec.shift = lo;
+  spec.scale = static_cast<float>(width);
+  spec.upper = hi > lo ? below(hi, spec.dtype) : hi;
+}
 
 bool InitSpec::operator==(const InitSpec& o) const {
   // Floats compared by bits: -0.0 and 0.0 give different outputs.
   return kind == o.kind && mfi::as_uint(scale) == mfi::as_uint(o.scale) &&
       mfi::as_uint(shift) == mfi::as_uint(o.shift) &&
+      mfi::as_uint(upper) == mfi::as_uint(o.upper) &&
       subsequence == o.subsequence && full_shape == o.full_shape &&
       start == o.start && shape == o.shape && dtype == o.dtype;
 }
@@ -101,6 +174,9 @@ mx::array fused_init(
   }
   if (spec.kind != kNormal && spec.kind != kUniform) {
     fail(name, "unknown transform kind " + std::to_string(spec.kind) + ".");
+  }
+  if (spec.kind == kUniform && !(spec.upper >= spec.shift)) {
+    fail(name, "uniform bounds were not set (set_uniform_bounds).");
   }
   const size_t ndim = spec.shape.size();
   for (int64_t d : spec.shape) {
@@ -150,8 +226,7 @@ mx::array fused_init(
   // Refuse rather than hand back infinities (float16 saturates at 65504).
   double biggest = spec.kind == kNormal
       ? std::fabs(double(spec.shift)) + std::fabs(double(spec.scale)) * kMaxAbsZ
-      : std::fmax(std::fabs(double(spec.shift)),
-                  std::fabs(double(spec.shift) + double(spec.scale)));
+      : std::fmax(std::fabs(double(spec.shift)), std::fabs(double(spec.upper)));
   if (biggest > largest_finite(spec.dtype)) {
     std::ostringstream os;
     os << "values up to " << biggest << " would overflow " << spec.dtype
@@ -254,6 +329,7 @@ StreamParams stream_params(const InitSpec& spec, uint32_t k0, uint32_t k1) {
   p.kind = spec.kind;
   p.scale = spec.scale;
   p.shift = spec.shift;
+  p.upper = spec.upper;
   return p;
 }
 

@@ -24,6 +24,7 @@ struct InitSpec {
   int kind = 0;         // kNormal or kUniform (fused_init_math.h)
   float scale = 1.0f;   // sigma, or high - low
   float shift = 0.0f;   // mean, or low
+  float upper = 0.0f;   // uniform: the largest output value (set by the op)
   uint64_t subsequence = 0;
   std::vector<int64_t> full_shape;  // the virtual tensor
   std::vector<int64_t> start;       // the window's corner in it
@@ -41,6 +42,12 @@ mx::array fused_init(
     InitSpec spec,
     const std::string& name,
     mx::StreamOrDevice s = {});
+
+// Sets kind, shift, scale and upper of a uniform draw on [low, high) in
+// spec.dtype (set spec.dtype first). Throws std::invalid_argument.
+void set_uniform_bounds(InitSpec& spec, double low, double high, const std::string& name);
+
+float f16_bits_to_float(uint16_t h);
 
 // Raw Philox4x32-10 blocks: counters uint32 (n, 4), key uint32 (2,).
 mx::array philox4x32_10(

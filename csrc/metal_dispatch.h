@@ -48,6 +48,8 @@ inline MetalParams make_metal_params(
   p.q_hi = static_cast<uint32_t>(s.subsequence >> 32);
   p.scale = s.scale;
   p.shift = s.shift;
+  p.upper = s.upper;
+  p.unused = 0.0f;
   return p;
 }
 

@@ -39,7 +39,7 @@ inline mfi::Quad stream_quad(int variant, uint64_t b, constant mfi::MetalParams&
                              uint32_t k0, uint32_t k1) {
   mfi::Block x = mfi::stream_block(
       uint32_t(b), uint32_t(b >> 32), p.q_lo, p.q_hi, k0, k1);
-  return mfi::transform_block(variant, x, p.scale, p.shift);
+  return mfi::transform_block(variant, x, p.scale, p.shift, p.upper);
 }
 
 template <typename T, int Variant>

@@ -210,8 +210,11 @@ MFI_INLINE float uniform01(uint32_t x) {
 // What the kernels compute from one block, by transform kind:
 //   kNormal:  out_l = scale * z_l, then + shift only where shift != 0 (so
 //             that glorot_normal & co. are exactly RNE(sigma * z))
-//   kUniform: out_l = shift + scale * v_l  (shift = low, scale = high - low)
-// Both roundings are float32; no fma, as SPEC 3 prescribes. Callers test
+//   kUniform: out_l = min(shift + scale * v_l, upper)  (shift = low,
+//             scale = high - low, upper = the largest value of the output
+//             dtype below high: the half-open [low, high) that MLX
+//             documents survives the roundings)
+// The roundings are float32; no fma, as SPEC 3 prescribes. Callers test
 // `shift != 0` once, outside their loops, and pick normal_block or
 // shifted_normal_block.
 MFI_CONSTANT int kNormal = 0;
@@ -241,12 +244,17 @@ MFI_INLINE Quad shifted_normal_block(Block x, float scale, float shift) {
   return o;
 }
 
-MFI_INLINE Quad uniform_block(Block x, float scale, float shift) {
+MFI_INLINE float uniform_value(uint32_t x, float scale, float shift, float upper) {
+  float v = shift + scale * uniform01(x);
+  return v < upper ? v : upper;
+}
+
+MFI_INLINE Quad uniform_block(Block x, float scale, float shift, float upper) {
   Quad o;
-  o.v0 = shift + scale * uniform01(x.x0);
-  o.v1 = shift + scale * uniform01(x.x1);
-  o.v2 = shift + scale * uniform01(x.x2);
-  o.v3 = shift + scale * uniform01(x.x3);
+  o.v0 = uniform_value(x.x0, scale, shift, upper);
+  o.v1 = uniform_value(x.x1, scale, shift, upper);
+  o.v2 = uniform_value(x.x2, scale, shift, upper);
+  o.v3 = uniform_value(x.x3, scale, shift, upper);
   return o;
 }
 
@@ -258,8 +266,9 @@ MFI_INLINE int transform_variant(int kind, float shift) {
   return kind == kUniform ? kUniform : (shift != 0.0f ? kShiftedNormal : kNormal);
 }
 
-MFI_INLINE Quad transform_block(int variant, Block x, float scale, float shift) {
-  return variant == kUniform   ? uniform_block(x, scale, shift)
+MFI_INLINE Quad transform_block(int variant, Block x, float scale, float shift,
+                                float upper) {
+  return variant == kUniform   ? uniform_block(x, scale, shift, upper)
       : variant == kShiftedNormal ? shifted_normal_block(x, scale, shift)
                                 : normal_block(x, scale);
 }

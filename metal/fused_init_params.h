@@ -19,6 +19,8 @@ struct MetalParams {
   uint32_t q_hi;
   float scale;
   float shift;
+  float upper;  // uniform: clamp (fused_init_math.h, uniform_block)
+  float unused; // explicit padding to a multiple of 8 bytes
 };
 
 } // namespace mfi

@@ -81,3 +81,50 @@ def flat_indices(full_shape, start=None, shape=None):
         idx += grids[d] * np.uint64(stride)
         stride *= full_shape[d]
     return idx.reshape(shape)
+
+
+def round_to(x32: np.ndarray, dtype_name: str) -> np.ndarray:
+    """float32 values rounded to nearest even in dtype_name, back as float32
+    (exact). bfloat16 by integer arithmetic on the float32 bits."""
+    x32 = np.asarray(x32, dtype=np.float32)
+    if dtype_name == "float32":
+        return x32
+    if dtype_name == "float16":
+        return x32.astype(np.float16).astype(np.float32)
+    u = x32.view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    return r.astype(np.uint32).view(np.float32)
+
+
+def below(v: float, dtype_name: str) -> np.float32:
+    """The largest dtype_name value below v (v a value of that dtype)."""
+    if dtype_name == "float32":
+        return np.nextafter(np.float32(v), np.float32(-np.inf))
+    if dtype_name == "float16":
+        return np.float32(np.nextafter(np.float16(v), np.float16(-np.inf)))
+    # bfloat16: the float32 just below, rounded down to bfloat16's grid
+    f = np.float32(v)
+    if f > 0:
+        bits = (np.array(f).view(np.uint32) >> 16) - 1
+    elif f < 0:
+        bits = (np.array(f).view(np.uint32) >> 16) + 1
+    else:
+        bits = np.uint32(0x8001)
+    return np.array(np.uint32(bits) << 16, dtype=np.uint32).view(np.float32)[()]
+
+
+def uniform_values(indices, key, low, high, dtype_name, subsequence=0):
+    """The uniform stream, exactly: bounds rounded to the dtype (float32
+    first, as MLX's astype does), v = (x_l >> 8) * 2^-24, min(low + w * v,
+    largest value below high) in float32, then rounded to the dtype."""
+    i = np.asarray(indices, dtype=np.uint64).ravel()
+    _, _, lane, x = stream_words(i, key, subsequence)
+    word = x[np.arange(i.size), lane]
+    v = (word >> 8).astype(np.float32) * np.float32(2.0**-24)
+    lo = round_to(np.float32(low), dtype_name)[()]
+    hi = round_to(np.float32(high), dtype_name)[()]
+    w = np.float32(np.float64(hi) - np.float64(lo))
+    out = lo + w * v  # float32 multiply, then float32 add
+    upper = below(hi, dtype_name) if hi > lo else hi
+    out = np.minimum(out, np.float32(upper))
+    return round_to(out, dtype_name)

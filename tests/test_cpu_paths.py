@@ -20,9 +20,10 @@ def restore_cpu_settings():
 
 
 def draw(n, dtype, key=(5, 6), kind=0, scale=0.75, shift=0.0):
+    # kind 1 (uniform) draws on [shift, shift + scale).
+    bounds = dict(low=shift, high=shift + scale) if kind == 1 else dict(scale=scale, shift=shift)
     out = _ext.fused_init(
-        mx.array(key, dtype=mx.uint32), [n], dtype, kind=kind, scale=scale,
-        shift=shift, stream=mx.cpu,
+        mx.array(key, dtype=mx.uint32), [n], dtype, kind=kind, stream=mx.cpu, **bounds
     )
     return bits(out)
 

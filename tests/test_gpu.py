@@ -29,8 +29,8 @@ def test_build_has_metal_exactly_on_macos():
 @pytest.mark.parametrize("shape", [(1,), (3,), (4,), (1023,), ((1 << 20) + 3,), (7, 13), (8, 3, 3, 5)])
 def test_gpu_equals_cpu(shape, dtype):
     key = mx.random.key(42)
-    for kind, shift in ((0, 0.0), (0, 0.25), (1, -0.5)):
-        args = dict(kind=kind, scale=0.75, shift=shift)
+    for args in (dict(kind=0, scale=0.75), dict(kind=0, scale=0.75, shift=0.25),
+                 dict(kind=1, low=-0.5, high=0.25)):
         g = _ext.fused_init(key, list(shape), dtype, stream=mx.gpu, **args)
         c = _ext.fused_init(key, list(shape), dtype, stream=mx.cpu, **args)
         np.testing.assert_array_equal(bits(g), bits(c))

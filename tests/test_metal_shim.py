@@ -38,7 +38,8 @@ def build(tmp: Path, *defines: str) -> ctypes.CDLL:
     dll = ctypes.CDLL(str(lib))
     dll.mfi_shim_fused_init.restype = ctypes.c_int
     dll.mfi_shim_fused_init.argtypes = [
-        ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_uint64,
+        ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_float,
+        ctypes.c_uint64,
         ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p,
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
         ctypes.c_char_p, ctypes.c_int,
@@ -66,6 +67,9 @@ def shim_faithful_sqrt(tmp_path_factory):
 
 def run_shim(dll, key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0,
              full_shape=None, start=None, max_group=1024):
+    upper = 0.0
+    if kind == 1:  # scale, shift are high, low: the op's own bounds
+        shift, scale, upper = _ext.uniform_bounds(shift, scale, dtype)
     full_shape = list(full_shape or shape)
     start = list(start or [0] * len(shape))
     out = np.zeros(int(np.prod(shape)), dtype=NP_TYPE[dtype])
@@ -74,7 +78,7 @@ def run_shim(dll, key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0
     f, s, w = i64(full_shape), i64(start), i64(shape)
     err = ctypes.create_string_buffer(256)
     rc = dll.mfi_shim_fused_init(
-        OUT_TYPE[dtype], kind, scale, shift, subsequence,
+        OUT_TYPE[dtype], kind, scale, shift, upper, subsequence,
         key_arr.ctypes.data, 1, len(shape), f.ctypes.data, s.ctypes.data,
         w.ctypes.data, max_group, out.ctypes.data, err, len(err),
     )
@@ -84,10 +88,10 @@ def run_shim(dll, key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0
 
 def run_cpu(key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0,
             full_shape=None, start=None):
+    bounds = dict(low=shift, high=scale) if kind == 1 else dict(scale=scale, shift=shift)
     out = _ext.fused_init(
-        mx.array(key, dtype=mx.uint32), list(shape), dtype, kind=kind, scale=scale,
-        shift=shift, subsequence=subsequence, full_shape=full_shape, start=start,
-        stream=mx.cpu,
+        mx.array(key, dtype=mx.uint32), list(shape), dtype, kind=kind,
+        subsequence=subsequence, full_shape=full_shape, start=start, stream=mx.cpu, **bounds,
     )
     return bits(out)
 

@@ -37,7 +37,14 @@ from ._ext import (  # noqa: E402
     set_num_threads,
 )
 from ._keys import next_key  # noqa: E402
-from .initializers import glorot_normal  # noqa: E402
+from .initializers import (  # noqa: E402
+    glorot_normal,
+    glorot_uniform,
+    he_normal,
+    he_uniform,
+    normal,
+    uniform,
+)
 from .model import init_model, param_subsequence  # noqa: E402
 from .sharding import init_sharded, shard, shard_ranges  # noqa: E402
 
@@ -48,9 +55,13 @@ __all__ = [
     "built_with_metal",
     "cpu_kernel",
     "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
     "init_model",
     "init_sharded",
     "next_key",
+    "normal",
     "num_threads",
     "param_subsequence",
     "philox4x32_10",
@@ -58,4 +69,5 @@ __all__ = [
     "set_num_threads",
     "shard",
     "shard_ranges",
+    "uniform",
 ]

@@ -95,3 +95,136 @@ def glorot_normal(
         return _node(geometry, name, _NORMAL, std, 0.0, dtype, key, stream, subsequence)
 
     return _mark(initializer, "glorot_normal")
+
+
+def _uniform_node(geometry, name, low, high, dtype, key, stream, subsequence):
+    _checks.check_stream(stream, name)
+    q = _checks.subsequence(subsequence, name)
+    key = resolve_key(key, name)
+    shape, full_shape, start = geometry
+    return _ext.fused_init(
+        key, list(shape), dtype, kind=_UNIFORM, low=low, high=high, subsequence=q,
+        full_shape=list(full_shape), start=list(start), name=name, stream=stream,
+    )
+
+
+def _fan(fans, mode, name) -> int:
+    if mode == "fan_in":
+        return fans[0]
+    if mode == "fan_out":
+        return fans[1]
+    raise ValueError(f"[{name}] Invalid mode: {mode}. Valid modes are: fan_in, fan_out")
+
+
+def normal(
+    mean: float = 0.0, std: float = 1.0, dtype: mx.Dtype = mx.float32
+) -> Callable[..., mx.array]:
+    r"""Samples from a normal distribution, fused (:func:`mlx.nn.init.normal`).
+
+    Returns ``init(a, *, key=None, stream=None, full_shape=None, start=None,
+    subsequence=0)``: ``mean + std * z`` with ``a``'s shape. The keyword
+    arguments are those of :func:`glorot_normal`.
+    """
+    name = "normal"
+    mean = _checks.real(mean, "mean", name)
+    std = _checks.real(std, "std", name)
+    _checks.check_dtype(dtype, name)
+
+    def initializer(a, *, key=None, stream=None, full_shape=None, start=None, subsequence=0):
+        geometry = _geometry(a, full_shape, start, name)
+        return _node(geometry, name, _NORMAL, std, mean, dtype, key, stream, subsequence)
+
+    return _mark(initializer, name)
+
+
+def uniform(
+    low: float = 0.0, high: float = 1.0, dtype: mx.Dtype = mx.float32
+) -> Callable[..., mx.array]:
+    r"""Samples from the half-open interval ``[low, high)``, fused
+    (:func:`mlx.nn.init.uniform`).
+
+    As in MLX, ``low`` and ``high`` are first rounded to ``dtype``. Each
+    value is ``min(low + (high - low) * v, largest dtype value below high)``
+    in float32, with ``v = (x >> 8) * 2^-24`` from one Philox word.
+    Returns ``init(a, *, key=None, stream=None, full_shape=None, start=None,
+    subsequence=0)``.
+    """
+    name = "uniform"
+    low = _checks.real(low, "low", name)
+    high = _checks.real(high, "high", name)
+    _checks.check_dtype(dtype, name)
+    if high < low:
+        raise ValueError(f"[{name}] high must not be below low, but got low={low} and high={high}.")
+
+    def initializer(a, *, key=None, stream=None, full_shape=None, start=None, subsequence=0):
+        geometry = _geometry(a, full_shape, start, name)
+        return _uniform_node(geometry, name, low, high, dtype, key, stream, subsequence)
+
+    return _mark(initializer, name)
+
+
+def glorot_uniform(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
+    r"""A Glorot (Xavier) uniform initializer, fused
+    (:func:`mlx.nn.init.glorot_uniform`): ``[-limit, limit)`` with
+    ``limit = gain * sqrt(6 / (fan_in + fan_out))``.
+
+    Returns ``init(a, gain=1.0, *, key=None, stream=None, full_shape=None,
+    start=None, subsequence=0)``.
+    """
+    name = "glorot_uniform"
+    _checks.check_dtype(dtype, name)
+
+    def initializer(a, gain=1.0, *, key=None, stream=None, full_shape=None, start=None,
+                    subsequence=0):
+        geometry = _geometry(a, full_shape, start, name)
+        fan_in, fan_out = _checks.fans(geometry[1], name)
+        gain = _checks.real(gain, "gain", name)
+        # A negative gain gives stock MLX the mirrored interval: the same law.
+        limit = abs(gain) * math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
+        return _uniform_node(geometry, name, -limit, limit, dtype, key, stream, subsequence)
+
+    return _mark(initializer, name)
+
+
+def he_normal(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
+    r"""A He (Kaiming) normal initializer, fused
+    (:func:`mlx.nn.init.he_normal`): ``std = gain / sqrt(fan)``, ``fan`` the
+    ``fan_in`` or ``fan_out`` by ``mode``.
+
+    Returns ``init(a, mode="fan_in", gain=1.0, *, key=None, stream=None,
+    full_shape=None, start=None, subsequence=0)``.
+    """
+    name = "he_normal"
+    _checks.check_dtype(dtype, name)
+
+    def initializer(a, mode="fan_in", gain=1.0, *, key=None, stream=None, full_shape=None,
+                    start=None, subsequence=0):
+        geometry = _geometry(a, full_shape, start, name)
+        fan = _fan(_checks.fans(geometry[1], name), mode, name)
+        gain = _checks.real(gain, "gain", name)
+        std = gain / math.sqrt(fan) if fan else 0.0
+        return _node(geometry, name, _NORMAL, std, 0.0, dtype, key, stream, subsequence)
+
+    return _mark(initializer, name)
+
+
+def he_uniform(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
+    r"""A He (Kaiming) uniform initializer, fused
+    (:func:`mlx.nn.init.he_uniform`): ``[-limit, limit)`` with
+    ``limit = gain * sqrt(3 / fan)``.
+
+    Returns ``init(a, mode="fan_in", gain=1.0, *, key=None, stream=None,
+    full_shape=None, start=None, subsequence=0)``.
+    """
+    name = "he_uniform"
+    _checks.check_dtype(dtype, name)
+
+    def initializer(a, mode="fan_in", gain=1.0, *, key=None, stream=None, full_shape=None,
+                    start=None, subsequence=0):
+        geometry = _geometry(a, full_shape, start, name)
+        fan = _fan(_checks.fans(geometry[1], name), mode, name)
+        gain = _checks.real(gain, "gain", name)
+        limit = abs(gain) * math.sqrt(3.0 / fan) if fan else 0.0
+        return _uniform_node(geometry, name, -limit, limit, dtype, key, stream, subsequence)
+
+    return _mark(initializer, name)

@@ -78,7 +78,7 @@ extern "C" {
 // The steps of FusedInit::eval_gpu (csrc/metal_backend.cpp), on the CPU.
 // Returns 0, or -1 with a message in err.
 int mfi_shim_fused_init(
-    int out_type, int kind, float scale, float shift, uint64_t subsequence,
+    int out_type, int kind, float scale, float shift, float upper, uint64_t subsequence,
     const uint32_t* key, uint32_t key_stride, int ndim, const int64_t* full_shape,
     const int64_t* start, const int64_t* shape, uint64_t max_group, void* out,
     char* err, int err_len) {
@@ -94,6 +94,7 @@ int mfi_shim_fused_init(
     sp.kind = kind;
     sp.scale = scale;
     sp.shift = shift;
+    sp.upper = upper;
     mfi::MetalParams params = mfi::make_metal_params(sp, layout, key_stride);
     std::string name = mfi::metal_kernel_name(
         static_cast<mfi::OutType>(out_type), mfi::transform_variant(kind, shift));
