@@ -3,6 +3,9 @@
 #include <sys/mman.h>
 #endif
 
+#include <stdexcept>
+#include <string>
+
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
 
@@ -36,11 +39,22 @@ void advise_huge_pages(void* p, size_t bytes) {
 #endif
 }
 
+// MLX's CPU allocator returns a null buffer when malloc fails (and MLX's
+// own ops then crash writing to it); refuse with an error instead.
+void allocate(mx::array& out, const char* name) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  if (out.nbytes() > 0 && out.data<uint8_t>() == nullptr) {
+    throw std::runtime_error(
+        std::string("[") + name + "] Unable to allocate " + std::to_string(out.nbytes()) +
+        " bytes for the output.");
+  }
+}
+
 } // namespace
 
 void FusedInit::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
   const mx::array& key = inputs[0];
-  out.set_data(mx::allocator::malloc(out.nbytes()));
+  allocate(out, "FusedInit");
   auto& encoder = mx::cpu::get_command_encoder(stream());
   encoder.set_input_array(key);
   encoder.set_output_array(out);
@@ -61,7 +75,7 @@ void FusedInit::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
 void Philox4x32::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
   const mx::array& counters = inputs[0];
   const mx::array& key = inputs[1];
-  out.set_data(mx::allocator::malloc(out.nbytes()));
+  allocate(out, "Philox4x32");
   auto& encoder = mx::cpu::get_command_encoder(stream());
   encoder.set_input_array(counters);
   encoder.set_input_array(key);

@@ -153,22 +153,25 @@ MFI_INLINE float sqrt_rn(float x) {
 
 // ---------------------------------------------------------- Box-Muller
 struct Pair {
-  float even;  // r * cospi(t)
-  float odd;   // r * sinpi(t)
+  float even;  // the cospi part (times r, for a Box-Muller pair)
+  float odd;   // the sinpi part
 };
 
-// One Box-Muller pair from two Philox words (SPEC 3, steps 4-5):
-// u = float(a) * 2^-32 + 2^-33 in (0, 1], r = sqrt(-2 ln u),
-// t = float(c) * 2^-31 in [0, 2].
-MFI_INLINE Pair box_muller(uint32_t a, uint32_t c) {
+// The radius of a Box-Muller pair from its first Philox word (SPEC 3,
+// step 4): u = float(a) * 2^-32 + 2^-33 in (0, 1], r = sqrt(-2 ln u).
+MFI_INLINE float radius(uint32_t a) {
   // float(a) * 2^-32 is exact, so the fma rounds once, like the spec's
   // multiply-then-add.
   float u = fma_(static_cast<float>(a), kTwoM32, kTwoM33);
-  float r = sqrt_rn(minus_two_log(u));
+  return sqrt_rn(minus_two_log(u));
+}
 
-  // sinpi/cospi: t = n/2 + y with n = round(2t) in 0..4 taken from the
-  // integer c, and |y| <= 1/4 (+ one ulp when float(c) rounds across a
-  // boundary). y is exact: it is a multiple of ulp(t) smaller than 1/2.
+// (cospi(t), sinpi(t)) for t = float(c) * 2^-31 in [0, 2], from the second
+// Philox word (SPEC 3, steps 4-5); returned as Pair{cos, sin}.
+MFI_INLINE Pair unit_circle(uint32_t c) {
+  // t = n/2 + y with n = round(2t) in 0..4 taken from the integer c, and
+  // |y| <= 1/4 (+ one ulp when float(c) rounds across a boundary). y is
+  // exact: it is a multiple of ulp(t) smaller than 1/2.
   float t = static_cast<float>(c) * kTwoM31;
   uint32_t n = ((c >> 29) + 1u) >> 1;
   float y = t - static_cast<float>(n) * 0.5f;
@@ -192,11 +195,19 @@ MFI_INLINE Pair box_muller(uint32_t a, uint32_t c) {
   bool swap = (q & 1u) != 0u;
   float sin_v = swap ? co : s;
   float cos_v = swap ? s : co;
-  sin_v = as_float(as_uint(sin_v) ^ ((q & 2u) << 30));
-  cos_v = as_float(as_uint(cos_v) ^ (((q + 1u) & 2u) << 30));
   Pair out;
-  out.even = r * cos_v;
-  out.odd = r * sin_v;
+  out.even = as_float(as_uint(cos_v) ^ (((q + 1u) & 2u) << 30));
+  out.odd = as_float(as_uint(sin_v) ^ ((q & 2u) << 30));
+  return out;
+}
+
+// One Box-Muller pair from two Philox words: (r cospi(t), r sinpi(t)).
+MFI_INLINE Pair box_muller(uint32_t a, uint32_t c) {
+  float r = radius(a);
+  Pair cs = unit_circle(c);
+  Pair out;
+  out.even = r * cs.even;
+  out.odd = r * cs.odd;
   return out;
 }
 

@@ -3,6 +3,18 @@
 import mlx.core as mx
 
 
+def peek_key() -> mx.array:
+    """The key the next stock ``mx.random.*`` call would use, without
+    advancing MLX's state (see ``next_key``)."""
+    return mx.random.split(mx.random.state[0])[1]
+
+
+def advance_state() -> None:
+    """Advance MLX's global PRNG state exactly as one stock call does: a
+    stock call that draws nothing."""
+    mx.random.uniform(shape=(0,))
+
+
 def next_key() -> mx.array:
     """Return the key the next stock ``mx.random.*`` call would use.
 
@@ -16,19 +28,22 @@ def next_key() -> mx.array:
     This leans on MLX internals (``mlx/python/src/random.cpp``, 0.32.x);
     tests/test_keys.py checks it against a stock draw.
     """
-    key = mx.random.split(mx.random.state[0])[1]
-    mx.random.uniform(shape=(0,))
+    key = peek_key()
+    advance_state()
     return key
 
 
-def resolve_key(key, name: str) -> mx.array:
-    """``key`` if given (its dtype and shape are checked in C++), else the next
-    key of MLX's global state."""
+def with_key(key, name: str, build):
+    """``build(k)`` with ``k = key``, or, without a key, with the next key of
+    MLX's global state, which then advances only if ``build`` succeeded: a
+    call that raises leaves the state as it was."""
     if key is None:
-        return next_key()
+        out = build(peek_key())
+        advance_state()
+        return out
     if not isinstance(key, mx.array):
         raise TypeError(
             f"[{name}] key must be an mx.array of dtype uint32 and shape (2,) "
             f"(e.g. mx.random.key(0)), but got {type(key).__name__}."
         )
-    return key
+    return build(key)

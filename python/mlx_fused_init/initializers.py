@@ -6,7 +6,7 @@ from typing import Callable, Optional, Sequence, Union
 import mlx.core as mx
 
 from . import _checks, _ext
-from ._keys import resolve_key
+from ._keys import with_key
 
 StreamLike = Union[None, mx.Stream, mx.Device]
 
@@ -26,12 +26,11 @@ def _node(geometry, name, kind, scale, shift, dtype, key, stream, subsequence):
     """One fused node drawing the window ``geometry`` (from _geometry)."""
     _checks.check_stream(stream, name)
     q = _checks.subsequence(subsequence, name)
-    key = resolve_key(key, name)
     shape, full_shape, start = geometry
-    return _ext.fused_init(
-        key, list(shape), dtype, kind=kind, scale=scale, shift=shift, subsequence=q,
+    return with_key(key, name, lambda k: _ext.fused_init(
+        k, list(shape), dtype, kind=kind, scale=scale, shift=shift, subsequence=q,
         full_shape=list(full_shape), start=list(start), name=name, stream=stream,
-    )
+    ))
 
 
 def _mark(initializer, name):
@@ -100,12 +99,11 @@ def glorot_normal(
 def _uniform_node(geometry, name, low, high, dtype, key, stream, subsequence):
     _checks.check_stream(stream, name)
     q = _checks.subsequence(subsequence, name)
-    key = resolve_key(key, name)
     shape, full_shape, start = geometry
-    return _ext.fused_init(
-        key, list(shape), dtype, kind=_UNIFORM, low=low, high=high, subsequence=q,
+    return with_key(key, name, lambda k: _ext.fused_init(
+        k, list(shape), dtype, kind=_UNIFORM, low=low, high=high, subsequence=q,
         full_shape=list(full_shape), start=list(start), name=name, stream=stream,
-    )
+    ))
 
 
 def _fan(fans, mode, name) -> int:

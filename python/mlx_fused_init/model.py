@@ -10,7 +10,7 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
 
 from . import _checks
-from ._keys import resolve_key
+from ._keys import with_key
 
 Filter = Callable[[str, nn.Module, mx.array], bool]
 
@@ -102,10 +102,10 @@ def init_model(
     check_initializer(initializer, name)
     _checks.check_stream(stream, name)
     filter = weights_only if filter is None else filter
-    key = resolve_key(key, name)
-    new = [
-        (path, initializer(param, key=key, subsequence=param_subsequence(path), stream=stream))
-        for path, _, param in named_parameters(model, filter, name)
-    ]
+    params = named_parameters(model, filter, name)
+    new = with_key(key, name, lambda k: [
+        (path, initializer(param, key=k, subsequence=param_subsequence(path), stream=stream))
+        for path, _, param in params
+    ])
     model.update(tree_unflatten(new))
     return model

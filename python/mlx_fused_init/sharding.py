@@ -8,7 +8,7 @@ import mlx.nn as nn
 from mlx.utils import tree_unflatten
 
 from . import _checks
-from ._keys import resolve_key
+from ._keys import with_key
 from .model import check_initializer, named_parameters, param_subsequence, weights_only
 
 Segments = Union[int, Sequence[float]]
@@ -94,15 +94,19 @@ def shard(
             raise ValueError(f"[{name}] axis {axis} is out of range for shape {full}.")
         if "full_shape" in kwargs or "start" in kwargs:
             raise ValueError(f"[{name}] the shard sets full_shape= and start= itself.")
-        key = resolve_key(key, name)  # one key for every piece
-        pieces = []
-        for lo, length in shard_ranges(full[ax], rank, size, segments, name):
-            shape = full[:ax] + (length,) + full[ax + 1:]
-            start = (0,) * ax + (lo,) + (0,) * (len(full) - ax - 1)
-            pieces.append(initializer(
-                _Shape(shape), *args, key=key, stream=stream, subsequence=subsequence,
-                full_shape=full, start=start, **kwargs))
-        return pieces[0] if len(pieces) == 1 else mx.concatenate(pieces, axis=ax)
+        ranges = shard_ranges(full[ax], rank, size, segments, name)
+
+        def build(k):  # one key for every piece
+            pieces = []
+            for lo, length in ranges:
+                shape = full[:ax] + (length,) + full[ax + 1:]
+                start = (0,) * ax + (lo,) + (0,) * (len(full) - ax - 1)
+                pieces.append(initializer(
+                    _Shape(shape), *args, key=k, stream=stream, subsequence=subsequence,
+                    full_shape=full, start=start, **kwargs))
+            return pieces[0] if len(pieces) == 1 else mx.concatenate(pieces, axis=ax)
+
+        return with_key(key, name, build)
 
     sharded.__mlx_fused_init__ = f"shard({initializer.__mlx_fused_init__})"
     return sharded
@@ -150,7 +154,6 @@ def init_sharded(
     check_initializer(initializer, name)
     rank, size = _rank_and_size(group, None, None, name)
     filter = weights_only if filter is None else filter
-    key = resolve_key(key, name)
     if isinstance(sharding, str):
         kind = sharding
         if kind not in ("all-to-sharded", "sharded-to-all"):
@@ -161,18 +164,21 @@ def init_sharded(
                 return -1 if path.endswith("bias") else max(param.ndim - 2, 0)
             return None if path.endswith("bias") else -1
 
-    new = []
-    for path, module, param in named_parameters(model, filter, name):
-        rule = sharding(path, param) if sharding is not None else _layer_sharding(path, module, param)
-        q = param_subsequence(path)
-        if rule is None:
-            new.append((path, initializer(param, key=key, subsequence=q, stream=stream)))
-            continue
-        axis, segments = rule if isinstance(rule, tuple) else (rule, 1)
-        ax = axis + param.ndim if axis < 0 else axis
-        full = list(param.shape)
-        full[ax] *= size
-        piece = shard(initializer, ax, rank=rank, size=size, segments=segments)
-        new.append((path, piece(_Shape(full), key=key, subsequence=q, stream=stream)))
-    model.update(tree_unflatten(new))
+    def build(k):
+        new = []
+        for path, module, param in named_parameters(model, filter, name):
+            rule = sharding(path, param) if sharding is not None else _layer_sharding(path, module, param)
+            q = param_subsequence(path)
+            if rule is None:
+                new.append((path, initializer(param, key=k, subsequence=q, stream=stream)))
+                continue
+            axis, segments = rule if isinstance(rule, tuple) else (rule, 1)
+            ax = axis + param.ndim if axis < 0 else axis
+            full = list(param.shape)
+            full[ax] *= size
+            piece = shard(initializer, ax, rank=rank, size=size, segments=segments)
+            new.append((path, piece(_Shape(full), key=k, subsequence=q, stream=stream)))
+        return new
+
+    model.update(tree_unflatten(with_key(key, name, build)))
     return model
