@@ -47,22 +47,35 @@ def machine() -> dict:
     }
 
 
+def warm_memory(gigabytes: float = 2.0) -> None:
+    """Touch and free some memory first: on a VM, the first use of fresh
+    memory is slower, and that would penalize whichever contestant runs
+    first."""
+    import numpy as np
+
+    np.ones(int(gigabytes * 2**30) // 8, dtype=np.float64).sum()
+
+
 def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
-def interleave(contestants: dict, reps: int, warmup: int = 1) -> dict:
+def interleave(contestants: dict, reps: int, warmup: int = 1, settle: float = 0.1) -> dict:
     """Run every contestant once per round, ``reps`` rounds after
     ``warmup`` untimed ones, so that drifts of the machine hit all alike.
-    Returns name -> list of seconds."""
+    Before each timed call, wait ``settle`` seconds (untimed): PyTorch's
+    OpenMP and JAX's Eigen worker threads spin for a while after their work,
+    and would otherwise steal the cores from whichever contestant comes
+    next. Returns name -> list of seconds."""
     for _ in range(warmup):
         for fn in contestants.values():
             fn()
     times = {name: [] for name in contestants}
     for _ in range(reps):
         for name, fn in contestants.items():
+            time.sleep(settle)
             times[name].append(timed(fn))
     return times
 

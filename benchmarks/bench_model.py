@@ -25,7 +25,7 @@ import mlx.core as mx
 import mlx.nn.init as stock_init
 
 import mlx_fused_init as mfi
-from _common import machine, optional, write_json
+from _common import machine, optional, warm_memory, write_json
 
 HIDDEN, FFN, VOCAB = 4096, 11008, 32000
 LAYER = [
@@ -61,15 +61,6 @@ def torch_maker(dtype_name):
         return torch.nn.init.xavier_normal_(torch.empty(shape, dtype=tdt))
 
     return make
-
-
-def warm_memory(gigabytes: float = 2.0) -> None:
-    """Touch and free some memory first: on a VM, the first use of fresh
-    memory is slower, and that would penalize whichever contestant runs
-    first."""
-    import numpy as np
-
-    np.ones(int(gigabytes * 2**30) // 8, dtype=np.float64).sum()
 
 
 def init_model(makers: dict, layers: int, keep: bool, progress: bool) -> tuple:

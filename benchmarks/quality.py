@@ -220,7 +220,7 @@ def markdown(result: dict, command: str) -> str:
             f"| KS, second-level p (uniformity of {n['keys']} p-values) | {n['ks_second_level_p']:.3f} | > 0.001 |",
             f"| KS, smallest per-key p | {n['ks_min_p']:.4f} | |",
             f"| Anderson-Darling, second-level p | {n['ad_second_level_p']:.3f} | > 0.001 |",
-            f"| Anderson-Darling, largest A² | {n['ad_max_A2']:.3f} | 6.0 (p = 0.0007) |",
+            f"| Anderson-Darling, largest A² | {n['ad_max_A2']:.3f} | 6.0 (p ≈ 0.001) |",
             f"| mean | {n['mean']:.2e} | 0 ± {n['mean_se']:.1e} |",
             f"| variance | {n['variance']:.6f} | 1 ± {n['variance_se']:.1e} |",
             f"| skewness | {n['skewness']:.2e} | 0 ± {n['skewness_se']:.1e} |",

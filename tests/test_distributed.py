@@ -34,3 +34,21 @@ def test_sharded_init_equals_single_process(ranks):
     # mlx.launch exits 0 even when a rank fails: each rank must report.
     for rank in range(ranks):
         assert f"OK rank {rank}/{ranks}" in out, out
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharded_init.py"
+
+
+def test_readme_shows_the_example_file():
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    assert EXAMPLE.read_text() in readme
+
+
+def test_sharded_example_runs_on_two_ranks():
+    port = random.randint(20000, 60000)
+    cmd = launcher() + ["--backend", "ring", "-n", "2", "--starting-port", str(port),
+                        "--python", sys.executable, str(EXAMPLE)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    out = r.stdout + r.stderr
+    for rank in range(2):
+        assert f"rank {rank}/2: shards equal the unsharded weights" in out, out
