@@ -116,7 +116,6 @@ def llama_model(layers: int, dtype):
 def whole_model(args, dtype) -> dict:
     """init_model on an nn.Module against the stock way: every >= 2-D
     parameter replaced by stock glorot_normal, then one mx.eval."""
-    import mlx.nn as nn
     from mlx.utils import tree_flatten, tree_unflatten
 
     def fused(model):

@@ -240,7 +240,7 @@ def markdown(result: dict, command: str) -> str:
         counts = {}
         for r in rows:
             counts[r["assessment"]] = counts.get(r["assessment"], 0) + 1
-        lines += [f"**dieharder -Y 1 on raw Philox words**: " +
+        lines += ["**dieharder -Y 1 on raw Philox words**: " +
                   ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), "",
                   "| test | ntup | p-value | assessment |", "|---|---:|---:|---|"]
         lines += [f"| {r['test']} | {r['ntup']} | {r['p_value']} | {r['assessment']} |" for r in rows]

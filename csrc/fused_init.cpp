@@ -270,18 +270,14 @@ mx::array philox4x32_10(
 }
 
 // ------------------------------------------------------------ transforms
-// The outputs are random draws: no input (the key, the counters) moves them
-// differentiably, so every derivative is zero. Returning zeros rather than
-// throwing lets mx.grad run through code that initializes weights.
-std::vector<mx::array> FusedInit::jvp(
-    const std::vector<mx::array>&,
+std::vector<mx::array> RandomPrimitive::jvp(
+    const std::vector<mx::array>& primals,
     const std::vector<mx::array>&,
     const std::vector<int>&) {
-  mx::Shape shape(spec_.shape.begin(), spec_.shape.end());
-  return {mx::zeros(shape, spec_.dtype, stream())};
+  return {mx::zeros(output_shapes(primals)[0], output_dtype(), stream())};
 }
 
-std::vector<mx::array> FusedInit::vjp(
+std::vector<mx::array> RandomPrimitive::vjp(
     const std::vector<mx::array>& primals,
     const std::vector<mx::array>&,
     const std::vector<int>& argnums,
@@ -299,25 +295,6 @@ bool FusedInit::is_equivalent(const mx::Primitive& other) const {
 
 std::vector<mx::Shape> FusedInit::output_shapes(const std::vector<mx::array>&) {
   return {mx::Shape(spec_.shape.begin(), spec_.shape.end())};
-}
-
-std::vector<mx::array> Philox4x32::jvp(
-    const std::vector<mx::array>& primals,
-    const std::vector<mx::array>&,
-    const std::vector<int>&) {
-  return {mx::zeros_like(primals[0], stream())};
-}
-
-std::vector<mx::array> Philox4x32::vjp(
-    const std::vector<mx::array>& primals,
-    const std::vector<mx::array>&,
-    const std::vector<int>& argnums,
-    const std::vector<mx::array>&) {
-  std::vector<mx::array> out;
-  for (int i : argnums) {
-    out.push_back(mx::zeros_like(primals[i], stream()));
-  }
-  return out;
 }
 
 // ----------------------------------------------------------------- helpers

@@ -58,13 +58,12 @@ mx::array philox4x32_10(
 // True when this build carries the Metal kernels.
 bool built_with_metal();
 
-class FusedInit : public mx::UnaryPrimitive {
+// A random draw: no input (the key, the counters) moves the output
+// differentiably, so every derivative is zero. Returning zeros rather than
+// throwing lets mx.grad run through code that initializes weights.
+class RandomPrimitive : public mx::UnaryPrimitive {
  public:
-  FusedInit(mx::Stream stream, InitSpec spec)
-      : mx::UnaryPrimitive(stream), spec_(std::move(spec)) {}
-
-  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override;
-  void eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+  using mx::UnaryPrimitive::UnaryPrimitive;
 
   std::vector<mx::array> jvp(
       const std::vector<mx::array>& primals,
@@ -75,6 +74,18 @@ class FusedInit : public mx::UnaryPrimitive {
       const std::vector<mx::array>& cotangents,
       const std::vector<int>& argnums,
       const std::vector<mx::array>& outputs) override;
+
+ protected:
+  virtual mx::Dtype output_dtype() const = 0;
+};
+
+class FusedInit : public RandomPrimitive {
+ public:
+  FusedInit(mx::Stream stream, InitSpec spec)
+      : RandomPrimitive(stream), spec_(std::move(spec)) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override;
+  void eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) override;
 
   const char* name() const override {
     return "FusedInit";
@@ -88,26 +99,21 @@ class FusedInit : public mx::UnaryPrimitive {
     return spec_;
   }
 
+ protected:
+  mx::Dtype output_dtype() const override {
+    return spec_.dtype;
+  }
+
  private:
   InitSpec spec_;
 };
 
-class Philox4x32 : public mx::UnaryPrimitive {
+class Philox4x32 : public RandomPrimitive {
  public:
-  explicit Philox4x32(mx::Stream stream) : mx::UnaryPrimitive(stream) {}
+  explicit Philox4x32(mx::Stream stream) : RandomPrimitive(stream) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override;
   void eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) override;
-
-  std::vector<mx::array> jvp(
-      const std::vector<mx::array>& primals,
-      const std::vector<mx::array>& tangents,
-      const std::vector<int>& argnums) override;
-  std::vector<mx::array> vjp(
-      const std::vector<mx::array>& primals,
-      const std::vector<mx::array>& cotangents,
-      const std::vector<int>& argnums,
-      const std::vector<mx::array>& outputs) override;
 
   const char* name() const override {
     return "Philox4x32";
@@ -117,6 +123,11 @@ class Philox4x32 : public mx::UnaryPrimitive {
   }
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     return {inputs[0].shape()};
+  }
+
+ protected:
+  mx::Dtype output_dtype() const override {
+    return mx::uint32;
   }
 };
 

@@ -3,8 +3,10 @@ import sys
 from pathlib import Path
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 import pytest
+from mlx.utils import tree_flatten
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # tests/reference.py
@@ -33,3 +35,19 @@ def bits(a: mx.array) -> np.ndarray:
     """The raw bits of a float array, for bit-for-bit comparisons."""
     width = {mx.float32: mx.uint32, mx.float16: mx.uint16, mx.bfloat16: mx.uint16}
     return np.array(mx.view(a, width[a.dtype]))
+
+
+class Tiny(nn.Module):
+    """A small model with weights, a bias and a norm (init_model tests)."""
+
+    def __init__(self, extra=False):
+        super().__init__()
+        self.embed = nn.Embedding(10, 8)
+        self.proj = nn.Linear(8, 16)
+        self.norm = nn.LayerNorm(16)
+        if extra:
+            self.head = nn.Linear(16, 4)
+
+
+def params(model) -> dict:
+    return dict(tree_flatten(model.parameters()))

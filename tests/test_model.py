@@ -1,30 +1,15 @@
 """init_model: whole-model initialization, stable per parameter path."""
 
-import warnings
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
-from mlx.utils import tree_flatten
 
 import mlx_fused_init as mfi
+from conftest import Tiny, params
 
 KEY = mx.random.key(5)
-
-
-class Tiny(nn.Module):
-    def __init__(self, extra=False):
-        super().__init__()
-        self.embed = nn.Embedding(10, 8)
-        self.proj = nn.Linear(8, 16)
-        self.norm = nn.LayerNorm(16)
-        if extra:
-            self.head = nn.Linear(16, 4)
-
-
-def params(model) -> dict:
-    return dict(tree_flatten(model.parameters()))
 
 
 def test_weights_depend_only_on_key_and_path():

@@ -6,10 +6,9 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 from mlx.nn.layers.distributed import _split
-from mlx.utils import tree_flatten
 
 import mlx_fused_init as mfi
-from conftest import bits
+from conftest import Tiny, bits, params
 
 KEY = mx.random.key(5)
 
@@ -70,20 +69,6 @@ def test_shard_argument_errors():
         mfi.shard(init, 2, rank=0, size=1)(mx.zeros((2, 2)))
     with pytest.raises(TypeError, match="initializer must be one of mlx_fused_init"):
         mfi.shard(nn.init.glorot_normal(), 0, rank=0, size=1)
-
-
-class Tiny(nn.Module):
-    def __init__(self, extra=False):
-        super().__init__()
-        self.embed = nn.Embedding(10, 8)
-        self.proj = nn.Linear(8, 16)
-        self.norm = nn.LayerNorm(16)
-        if extra:
-            self.head = nn.Linear(16, 4)
-
-
-def params(model) -> dict:
-    return dict(tree_flatten(model.parameters()))
 
 
 def test_init_sharded_with_a_group_of_one_equals_init_model():

@@ -97,3 +97,13 @@ def test_export_function_fails_with_a_clear_error(tmp_path):
 
     with pytest.raises(Exception, match="FusedInit"):
         mx.export_function(str(tmp_path / "f.mlxfn"), fn, mx.zeros((2, 2)))
+
+
+def test_jvp_through_an_initializer_is_zero():
+    def f(key):
+        return mfi.glorot_normal()(mx.zeros((3, 4)), key=key)
+
+    out, tangent = mx.jvp(f, [mx.random.key(0)], [mx.zeros((2,), dtype=mx.uint32)])
+    assert tangent[0].shape == (3, 4) and tangent[0].dtype == mx.float32
+    assert not np.any(np.array(tangent[0]))
+    assert mx.array_equal(out[0], f(mx.random.key(0))).item()

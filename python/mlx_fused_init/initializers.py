@@ -22,14 +22,16 @@ def _geometry(a, full_shape, start, name) -> tuple:
     return shape, full_shape, start
 
 
-def _node(geometry, name, kind, scale, shift, dtype, key, stream, subsequence):
-    """One fused node drawing the window ``geometry`` (from _geometry)."""
+def _node(geometry, name, dtype, key, stream, subsequence, **transform):
+    """One fused node drawing the window ``geometry`` (from _geometry).
+    ``transform``: ``kind=_NORMAL, scale=sigma[, shift=mean]`` or
+    ``kind=_UNIFORM, low=..., high=...``."""
     _checks.check_stream(stream, name)
     q = _checks.subsequence(subsequence, name)
     shape, full_shape, start = geometry
     return with_key(key, name, lambda k: _ext.fused_init(
-        k, list(shape), dtype, kind=kind, scale=scale, shift=shift, subsequence=q,
-        full_shape=list(full_shape), start=list(start), name=name, stream=stream,
+        k, list(shape), dtype, subsequence=q, full_shape=list(full_shape),
+        start=list(start), name=name, stream=stream, **transform,
     ))
 
 
@@ -91,19 +93,9 @@ def glorot_normal(
         gain = _checks.real(gain, "gain", name)
         # Zero fans only come with zero elements: nothing to scale.
         std = gain * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
-        return _node(geometry, name, _NORMAL, std, 0.0, dtype, key, stream, subsequence)
+        return _node(geometry, name, dtype, key, stream, subsequence, kind=_NORMAL, scale=std)
 
     return _mark(initializer, "glorot_normal")
-
-
-def _uniform_node(geometry, name, low, high, dtype, key, stream, subsequence):
-    _checks.check_stream(stream, name)
-    q = _checks.subsequence(subsequence, name)
-    shape, full_shape, start = geometry
-    return with_key(key, name, lambda k: _ext.fused_init(
-        k, list(shape), dtype, kind=_UNIFORM, low=low, high=high, subsequence=q,
-        full_shape=list(full_shape), start=list(start), name=name, stream=stream,
-    ))
 
 
 def _fan(fans, mode, name) -> int:
@@ -130,7 +122,7 @@ def normal(
 
     def initializer(a, *, key=None, stream=None, full_shape=None, start=None, subsequence=0):
         geometry = _geometry(a, full_shape, start, name)
-        return _node(geometry, name, _NORMAL, std, mean, dtype, key, stream, subsequence)
+        return _node(geometry, name, dtype, key, stream, subsequence, kind=_NORMAL, scale=std, shift=mean)
 
     return _mark(initializer, name)
 
@@ -156,7 +148,7 @@ def uniform(
 
     def initializer(a, *, key=None, stream=None, full_shape=None, start=None, subsequence=0):
         geometry = _geometry(a, full_shape, start, name)
-        return _uniform_node(geometry, name, low, high, dtype, key, stream, subsequence)
+        return _node(geometry, name, dtype, key, stream, subsequence, kind=_UNIFORM, low=low, high=high)
 
     return _mark(initializer, name)
 
@@ -179,7 +171,7 @@ def glorot_uniform(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
         gain = _checks.real(gain, "gain", name)
         # A negative gain gives stock MLX the mirrored interval: the same law.
         limit = abs(gain) * math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
-        return _uniform_node(geometry, name, -limit, limit, dtype, key, stream, subsequence)
+        return _node(geometry, name, dtype, key, stream, subsequence, kind=_UNIFORM, low=-limit, high=limit)
 
     return _mark(initializer, name)
 
@@ -201,7 +193,7 @@ def he_normal(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
         fan = _fan(_checks.fans(geometry[1], name), mode, name)
         gain = _checks.real(gain, "gain", name)
         std = gain / math.sqrt(fan) if fan else 0.0
-        return _node(geometry, name, _NORMAL, std, 0.0, dtype, key, stream, subsequence)
+        return _node(geometry, name, dtype, key, stream, subsequence, kind=_NORMAL, scale=std)
 
     return _mark(initializer, name)
 
@@ -223,6 +215,6 @@ def he_uniform(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
         fan = _fan(_checks.fans(geometry[1], name), mode, name)
         gain = _checks.real(gain, "gain", name)
         limit = abs(gain) * math.sqrt(3.0 / fan) if fan else 0.0
-        return _uniform_node(geometry, name, -limit, limit, dtype, key, stream, subsequence)
+        return _node(geometry, name, dtype, key, stream, subsequence, kind=_UNIFORM, low=-limit, high=limit)
 
     return _mark(initializer, name)
