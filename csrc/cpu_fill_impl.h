@@ -4,8 +4,6 @@
 // the same IEEE operations in the same order (fused_init_math.h), so they
 // give the same bits; tests/test_cpu_paths.py checks that.
 
-
-
 namespace {
 
 template <OutType T>

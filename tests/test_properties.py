@@ -20,6 +20,7 @@ LARGEST = {mx.float32: 3.4028234663852886e38, mx.float16: 65504.0, mx.bfloat16: 
 MIN_NORMAL = {mx.float32: 2.0**-126, mx.float16: 2.0**-14, mx.bfloat16: 2.0**-126}
 MANT = {mx.float32: 23, mx.float16: 10, mx.bfloat16: 7}
 MAX_Z = 6.7638
+OWN_STREAM = mx.new_stream(mx.cpu)  # one: every MLX stream keeps a thread
 
 dims = st.sampled_from([0, 1, 2, 3, 5, 8, 17, 33])
 shapes = st.lists(dims, min_size=0, max_size=4).map(tuple) | st.sampled_from(
@@ -108,8 +109,7 @@ def scale_of(name, full, gain):
 def test_any_input_gives_a_correct_result_or_the_named_error(case, rnd):
     name, dtype, shape, gain, key_kind, stream_kind, window = case
     key, key_values, key_error = key_case(key_kind)
-    stream = {"none": None, "cpu": mx.cpu, "gpu": mx.gpu, "new": mx.new_stream(mx.cpu)
-              if stream_kind == "new" else None}[stream_kind]
+    stream = {"none": None, "cpu": mx.cpu, "gpu": mx.gpu, "new": OWN_STREAM}[stream_kind]
     # A window of a larger virtual tensor (or a bad one).
     full, start, window_ok = shape, None, True
     if window != "none" and shape:
