@@ -176,6 +176,21 @@ def glorot_uniform(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
     return _mark(initializer, name)
 
 
+def _he(name, dtype, transform):
+    """The He initializers: ``transform(fan, gain)`` gives the node's
+    transform arguments."""
+    _checks.check_dtype(dtype, name)
+
+    def initializer(a, mode="fan_in", gain=1.0, *, key=None, stream=None, full_shape=None,
+                    start=None, subsequence=0):
+        geometry = _geometry(a, full_shape, start, name)
+        fan = _fan(_checks.fans(geometry[1], name), mode, name)
+        gain = _checks.real(gain, "gain", name)
+        return _node(geometry, name, dtype, key, stream, subsequence, **transform(fan, gain))
+
+    return _mark(initializer, name)
+
+
 def he_normal(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
     r"""A He (Kaiming) normal initializer, fused
     (:func:`mlx.nn.init.he_normal`): ``std = gain / sqrt(fan)``, ``fan`` the
@@ -184,18 +199,8 @@ def he_normal(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
     Returns ``init(a, mode="fan_in", gain=1.0, *, key=None, stream=None,
     full_shape=None, start=None, subsequence=0)``.
     """
-    name = "he_normal"
-    _checks.check_dtype(dtype, name)
-
-    def initializer(a, mode="fan_in", gain=1.0, *, key=None, stream=None, full_shape=None,
-                    start=None, subsequence=0):
-        geometry = _geometry(a, full_shape, start, name)
-        fan = _fan(_checks.fans(geometry[1], name), mode, name)
-        gain = _checks.real(gain, "gain", name)
-        std = gain / math.sqrt(fan) if fan else 0.0
-        return _node(geometry, name, dtype, key, stream, subsequence, kind=_NORMAL, scale=std)
-
-    return _mark(initializer, name)
+    return _he("he_normal", dtype, lambda fan, gain: dict(
+        kind=_NORMAL, scale=gain / math.sqrt(fan) if fan else 0.0))
 
 
 def he_uniform(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
@@ -206,15 +211,10 @@ def he_uniform(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
     Returns ``init(a, mode="fan_in", gain=1.0, *, key=None, stream=None,
     full_shape=None, start=None, subsequence=0)``.
     """
-    name = "he_uniform"
-    _checks.check_dtype(dtype, name)
 
-    def initializer(a, mode="fan_in", gain=1.0, *, key=None, stream=None, full_shape=None,
-                    start=None, subsequence=0):
-        geometry = _geometry(a, full_shape, start, name)
-        fan = _fan(_checks.fans(geometry[1], name), mode, name)
-        gain = _checks.real(gain, "gain", name)
+    def transform(fan, gain):
+        # A negative gain gives stock MLX the mirrored interval: the same law.
         limit = abs(gain) * math.sqrt(3.0 / fan) if fan else 0.0
-        return _node(geometry, name, dtype, key, stream, subsequence, kind=_UNIFORM, low=-limit, high=limit)
+        return dict(kind=_UNIFORM, low=-limit, high=limit)
 
-    return _mark(initializer, name)
+    return _he("he_uniform", dtype, transform)
