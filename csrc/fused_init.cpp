@@ -11,6 +11,7 @@
 #include "mlx/ops.h"
 
 #include "fused_init_math.h"
+#include "metal_dispatch.h"
 
 namespace mfi {
 
@@ -235,6 +236,12 @@ mx::array fused_init(
     fail(name, os.str());
   }
   mx::Stream stream = checked_stream(s, name);
+  if (stream.device == mx::Device::gpu &&
+      make_run_layout(spec.full_shape, spec.start, spec.shape).outer_extent.size() >
+          kMaxMetalOuterDims) {
+    fail(name, "on the GPU a window may cut at most " + std::to_string(kMaxMetalOuterDims) +
+             " leading dimensions; use stream=mx.cpu for this one.");
+  }
   mx::Shape out_shape(spec.shape.begin(), spec.shape.end());
   mx::Dtype dtype = spec.dtype;
   return mx::array(
