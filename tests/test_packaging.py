@@ -67,3 +67,13 @@ def test_main_job_runs_and_reports(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Philox4x32-10 known answers (Random123): ok" in r.stdout
     assert "M samples/s" in r.stdout and "ratio" in r.stdout
+
+
+def test_type_information_is_installed():
+    pkg = Path(mfi.__file__).parent
+    assert (pkg / "py.typed").exists()
+    stub = (pkg / "_ext.pyi").read_text()
+    public = {n for n in dir(_ext) if not n.startswith("_")}
+    # Every function and attribute of the extension is declared in the stub.
+    for name in public:
+        assert f"def {name}(" in stub or f"{name}:" in stub, name

@@ -1,0 +1,53 @@
+"""C++ core of mlx-fused-init: the FusedInit and Philox4x32 primitives."""
+
+from collections.abc import Sequence
+
+import mlx.core
+
+
+def fused_init(key: mlx.core.array, shape: Sequence[int], dtype: mlx.core.Dtype, *, kind: int, scale: float = 1.0, shift: float = 0.0, low: float | None = None, high: float | None = None, subsequence: int = 0, full_shape: Sequence[int] | None = None, start: Sequence[int] | None = None, name: str = 'fused_init', stream: mlx.core.Device | mlx.core.Stream | None = None) -> mlx.core.array:
+    """
+    Low-level fused initializer node (use the initializers instead).
+
+    Builds a lazy array holding elements of the stream of SPEC section 3:
+    kind 0 is normal (scale * z + shift; scale and shift rounded to float32),
+    kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does).
+    """
+
+def philox4x32_10(counters: mlx.core.array, key: mlx.core.array, *, stream: mlx.core.Device | mlx.core.Stream | None = None) -> mlx.core.array:
+    """
+    Raw Philox4x32-10 blocks, exactly as Random123 computes them.
+
+    Args:
+        counters (array): uint32 array of shape ``(n, 4)``.
+        key (array): uint32 array of shape ``(2,)``.
+        stream (Stream or Device, optional): where to compute.
+
+    Returns:
+        array: uint32 array of shape ``(n, 4)``.
+    """
+
+def uniform_bounds(low: float, high: float, dtype: mlx.core.Dtype) -> tuple[float, float, float]:
+    """
+    (shift, scale, upper) of a uniform draw on [low, high): values are min(shift + scale * v, upper), v = (x >> 8) * 2^-24, in float32.
+    """
+
+def set_cpu_kernel(name: str) -> None:
+    """Select the CPU kernel build: 'auto', 'scalar', 'avx2' or 'neon'."""
+
+def cpu_kernel() -> str:
+    """The CPU kernel build in use."""
+
+def available_cpu_kernels() -> str:
+    """The CPU kernel builds this machine can run, fastest first."""
+
+def set_num_threads(n: int) -> None:
+    """Threads per CPU evaluation; 0 means all hardware threads."""
+
+def num_threads() -> int:
+    """Threads per CPU evaluation."""
+
+def built_with_metal() -> bool:
+    """Whether this build carries the Metal kernels."""
+
+mlx_version_built_against: str
