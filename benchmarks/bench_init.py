@@ -15,7 +15,8 @@ Peers (PyTorch, JAX, NumPy) and every dtype are measured for glorot_normal;
 the rest of the family (glorot_uniform, he_normal, he_uniform, normal,
 uniform) against stock MLX in float32.
 
-Writes benchmarks/results/bench_init.{json,md,png}.
+Writes benchmarks/results/bench_init.{json,md,png} (--quick:
+bench_init_quick.*).
 """
 
 import argparse
@@ -213,10 +214,12 @@ def main(argv=None) -> int:
     rows = run(shapes, dtypes, families, reps)
     command = "python benchmarks/bench_init.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-    write_json("bench_init", {"machine": meta, "command": command, "reps": reps, "rows": rows})
-    (RESULTS / "bench_init.md").write_text(markdown(rows, meta, command))
-    png = plot(rows, RESULTS / "bench_init.png")
-    print(f"\nwrote {RESULTS}/bench_init.json, bench_init.md" + (", bench_init.png" if png else ""))
+    # --quick writes beside, not over, the full results the README quotes.
+    name = "bench_init_quick" if args.quick else "bench_init"
+    write_json(name, {"machine": meta, "command": command, "reps": reps, "rows": rows})
+    (RESULTS / f"{name}.md").write_text(markdown(rows, meta, command))
+    png = plot(rows, RESULTS / f"{name}.png")
+    print(f"\nwrote {RESULTS}/{name}.json, {name}.md" + (f", {name}.png" if png else ""))
     return 0
 
 
