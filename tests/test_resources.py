@@ -1,6 +1,7 @@
 """Memory, huge arrays and threads: exact peak memory, allocation failure,
 a real array of more than 2^31 elements, concurrent callers."""
 
+import sys
 import threading
 
 import mlx.core as mx
@@ -30,14 +31,20 @@ def test_peak_memory_is_exactly_the_output(shape, dtype):
     out, peak = measure_peak(lambda: mfi.glorot_normal(dtype)(mx.zeros(shape), key=key))
     # MLX's peak-memory counter is exact and deterministic: the fused node
     # allocates its output and nothing else (stock MLX allocates 2-3x).
-    assert peak == out.nbytes
+    # MLX's Metal allocator (macOS, also for CPU arrays) rounds large
+    # buffers up to a 16 KiB page.
+    slack = 16384 if sys.platform == "darwin" else 0
+    assert out.nbytes <= peak <= out.nbytes + slack
 
 
 def test_allocation_that_cannot_succeed_is_an_error_not_a_crash():
     # 2^42 bytes: more than this machine (or any) has; MLX's own ops crash
     # with a segmentation fault here, the fused op raises.
-    w = mfi.glorot_normal()(mx.zeros((2**20, 2**20)), key=mx.random.key(0))
-    with pytest.raises(RuntimeError, match=r"Unable to allocate 4398046511104 bytes"):
+    w = mfi.glorot_normal()(mx.zeros((2**20, 2**20)), key=mx.random.key(0), stream=mx.cpu)
+    # Linux: our check of MLX's CPU allocator; macOS: MLX's Metal allocator
+    # refuses by itself, in its own words.
+    linux = sys.platform.startswith("linux")
+    with pytest.raises(RuntimeError, match="Unable to allocate 4398046511104 bytes" if linux else "allocat"):
         mx.eval(w)
     # And the process goes on working.
     assert mfi.glorot_normal()(mx.zeros((2, 2)), key=mx.random.key(0)).shape == (2, 2)
