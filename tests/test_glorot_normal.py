@@ -1,5 +1,6 @@
 """Parity with mlx.nn.init.glorot_normal: call shape, fans, dtypes, state."""
 
+import gc
 import inspect
 import math
 import threading
@@ -163,10 +164,16 @@ def test_numpy_array_input_uses_its_shape():
 
 
 def test_lazy_until_evaluated():
-    mx.eval(mx.zeros(1))
-    before = mx.get_active_memory()
-    w = mfi.glorot_normal()(mx.zeros((2048, 2048)), key=mx.random.key(0))
-    # Building the node allocates nothing; evaluating allocates the output.
-    assert mx.get_active_memory() - before < 1 << 20
-    mx.eval(w)
-    assert mx.get_active_memory() - before >= w.nbytes
+    gc.collect()  # no earlier test's arrays freed in the middle of this one
+    gc.disable()
+    try:
+        mx.eval(mx.zeros(1))
+        mx.synchronize()  # buffers of earlier ops are freed by queued tasks
+        before = mx.get_active_memory()
+        w = mfi.glorot_normal()(mx.zeros((2048, 2048)), key=mx.random.key(0))
+        # Building the node allocates nothing; evaluating allocates the output.
+        assert mx.get_active_memory() - before < 1 << 20
+        mx.eval(w)
+        assert mx.get_active_memory() - before >= w.nbytes
+    finally:
+        gc.enable()

@@ -1,6 +1,7 @@
 """Memory, huge arrays and threads: exact peak memory, allocation failure,
 a real array of more than 2^31 elements, concurrent callers."""
 
+import gc
 import sys
 import threading
 
@@ -14,13 +15,24 @@ from reference import normal_z
 
 
 def measure_peak(fn):
-    mx.eval(mx.zeros(1))
-    mx.clear_cache()
-    base = mx.get_active_memory()
-    mx.reset_peak_memory()
-    out = fn()
-    mx.eval(out)
-    return out, mx.get_peak_memory() - base
+    # Arrays of earlier tests freed by the garbage collector during the
+    # measurement would lower the baseline: collect them first, and keep
+    # the collector off while measuring.
+    gc.collect()
+    gc.disable()
+    try:
+        mx.eval(mx.zeros(1))
+        # MLX's CPU streams free inputs in a task after the op: let every
+        # queued task finish so nothing is released while we measure.
+        mx.synchronize()
+        mx.clear_cache()
+        base = mx.get_active_memory()
+        mx.reset_peak_memory()
+        out = fn()
+        mx.eval(out)
+        return out, mx.get_peak_memory() - base
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("shape, dtype", [((1000, 1000), mx.float32), ((333, 777), mx.bfloat16),
