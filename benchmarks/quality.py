@@ -272,7 +272,10 @@ def main(argv=None) -> int:
     result["seconds"] = time.time() - t0
     command = "python benchmarks/quality.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     result["command"] = command
-    name = "quality_quick" if args.quick else "quality"
+    # Each kind of run writes its own files: a dieharder-only run must not
+    # replace the transform and normal-output results.
+    name = "quality_quick" if args.quick else (
+        "dieharder" if args.skip_normal and args.skip_transform else "quality")
     write_json(name, result)
     (RESULTS / f"{name}.md").write_text(markdown(result, command))
     print(markdown(result, command))
