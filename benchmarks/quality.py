@@ -17,7 +17,8 @@
     python benchmarks/quality.py --dieharder        # + (a), hours
     python benchmarks/quality.py --quick            # small, < 1 min
 
-Writes benchmarks/results/quality.{json,md}.
+Writes benchmarks/results/quality.{json,md} (--quick: quality_quick.*; a
+dieharder-only run, --skip-normal --skip-transform --dieharder: dieharder.*).
 """
 
 import argparse
