@@ -78,6 +78,16 @@ mx::Stream checked_stream(mx::StreamOrDevice s, const std::string& name) {
   return mx::to_stream(s);
 }
 
+float f16_bits_to_float(uint16_t h) {
+  int exp = (h >> 10) & 0x1F;
+  int mant = h & 0x3FF;
+  float mag = exp == 0 ? std::ldexp(static_cast<float>(mant), -24)
+      : exp == 31      ? (mant ? std::numeric_limits<float>::quiet_NaN()
+                               : std::numeric_limits<float>::infinity())
+                       : std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
+  return (h & 0x8000) ? -mag : mag;
+}
+
 // The value of dtype nearest to x (x rounded to float32 first, as MLX's
 // astype from a Python float does), as an exact float32.
 float to_dtype(double x, mx::Dtype t) {
@@ -110,15 +120,6 @@ float below(float v, mx::Dtype t) {
 
 } // namespace
 
-float f16_bits_to_float(uint16_t h) {
-  int exp = (h >> 10) & 0x1F;
-  int mant = h & 0x3FF;
-  float mag = exp == 0 ? std::ldexp(static_cast<float>(mant), -24)
-      : exp == 31      ? (mant ? std::numeric_limits<float>::quiet_NaN()
-                               : std::numeric_limits<float>::infinity())
-                       : std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
-  return (h & 0x8000) ? -mag : mag;
-}
 
 void set_uniform_bounds(InitSpec& spec, double low, double high, const std::string& name) {
   spec.kind = kUniform;
@@ -325,12 +326,6 @@ OutType out_type(mx::Dtype dtype) {
     return OutType::BFloat16;
   }
   return OutType::Float32;
-}
-
-void read_key(const mx::array& key, uint32_t& k0, uint32_t& k1) {
-  const uint32_t* p = key.data<uint32_t>();
-  k0 = p[0];
-  k1 = p[key.strides()[0]];
 }
 
 } // namespace mfi

@@ -47,8 +47,6 @@ mx::array fused_init(
 // spec.dtype (set spec.dtype first). Throws std::invalid_argument.
 void set_uniform_bounds(InitSpec& spec, double low, double high, const std::string& name);
 
-float f16_bits_to_float(uint16_t h);
-
 // Raw Philox4x32-10 blocks: counters uint32 (n, 4), key uint32 (2,).
 mx::array philox4x32_10(
     const mx::array& counters,
@@ -95,10 +93,6 @@ class FusedInit : public RandomPrimitive {
   bool is_equivalent(const mx::Primitive& other) const override;
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
 
-  const InitSpec& spec() const {
-    return spec_;
-  }
-
  protected:
   mx::Dtype output_dtype() const override {
     return spec_.dtype;
@@ -134,7 +128,5 @@ class Philox4x32 : public RandomPrimitive {
 // Helpers shared by the backends.
 StreamParams stream_params(const InitSpec& spec, uint32_t k0, uint32_t k1);
 OutType out_type(mx::Dtype dtype);
-// Reads key[0], key[1] of an evaluated uint32 (2,) array of any strides.
-void read_key(const mx::array& key, uint32_t& k0, uint32_t& k1);
 
 } // namespace mfi
