@@ -39,9 +39,9 @@ def test_sharded_init_equals_single_process(ranks):
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharded_init.py"
 
 
-def test_readme_shows_the_example_file():
-    readme = (EXAMPLE.parents[1] / "README.md").read_text()
-    assert EXAMPLE.read_text() in readme
+def test_sharding_doc_shows_the_example_file():
+    doc = (EXAMPLE.parents[1] / "docs" / "sharding.md").read_text()
+    assert EXAMPLE.read_text() in doc
 
 
 def test_sharded_example_runs_on_two_ranks():

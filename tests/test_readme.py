@@ -1,18 +1,32 @@
-"""Every ```python example in the README runs as written."""
+"""Every ```python example in the README and in docs/ runs as written, and
+every relative link in them points at a file of the project."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCKS = [
+    (doc, i, block)
+    for doc in DOCS
+    for i, block in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S))
+]
 
 
 def test_readme_has_examples():
-    assert len(BLOCKS) >= 5
+    assert sum(1 for doc, _, _ in BLOCKS if doc.name == "README.md") >= 5
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_example_runs(index):
-    exec(compile(BLOCKS[index], f"README.md example {index + 1}", "exec"), {})
+@pytest.mark.parametrize(
+    "doc, index, block", BLOCKS, ids=[f"{d.relative_to(ROOT)}:{i + 1}" for d, i, _ in BLOCKS]
+)
+def test_example_runs(doc, index, block):
+    exec(compile(block, f"{doc.relative_to(ROOT)} example {index + 1}", "exec"), {})
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(ROOT)) for d in DOCS])
+def test_relative_links_resolve(doc):
+    for target in re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", doc.read_text()):
+        assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
