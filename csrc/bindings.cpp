@@ -97,7 +97,8 @@ NB_MODULE(_ext, m) {
       R"(Low-level fused initializer node (use the initializers instead).
 
 Builds a lazy array holding elements of the stream of SPEC section 3:
-kind 0 is normal (scale * z + shift; scale and shift rounded to float32),
+kind 0 is normal (scale * z, or fma(scale, z, shift) when shift != 0; scale
+and shift rounded to float32),
 kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does).)");
 
   m.def(
@@ -129,7 +130,7 @@ Returns:
       },
       "low"_a, "high"_a, "dtype"_a,
       "(shift, scale, upper) of a uniform draw on [low, high): values are "
-      "min(shift + scale * v, upper), v = (x >> 8) * 2^-24, in float32.");
+      "min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32.");
 
   m.def("set_cpu_kernel", &mfi::cpu::set_kernel, "name"_a,
         "Select the CPU kernel build: 'auto', 'scalar', 'avx2' or 'neon'.");

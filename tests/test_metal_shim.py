@@ -3,101 +3,27 @@ on the CPU for every thread of the dispatch the host code plans, gives the
 bits of the CPU path."""
 
 import ctypes
-import shutil
-import subprocess
-from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
 import pytest
 
 from mlx_fused_init import _ext
-from conftest import bits
-
-REPO = Path(__file__).resolve().parents[1]
-SHIM = REPO / "tests" / "metal_shim"
-CXX = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-OUT_TYPE = {mx.float32: 0, mx.float16: 1, mx.bfloat16: 2}
-NP_TYPE = {mx.float32: np.uint32, mx.float16: np.uint16, mx.bfloat16: np.uint16}
-
-
-def build(tmp: Path, *defines: str) -> ctypes.CDLL:
-    lib = tmp / ("shim" + "".join(d.lower() for d in defines) + ".so")
-    cmd = [
-        CXX, "-std=c++20", "-O2", "-shared", "-fPIC",
-        # The same rules as the real builds: no contraction, no fast math.
-        "-ffp-contract=off", "-fno-fast-math",
-        # Metal attributes ([[kernel]], [[buffer(n)]]) mean nothing here.
-        "-Wno-attributes", "-fno-strict-aliasing",
-        f"-I{SHIM / 'include'}", f"-I{REPO / 'metal'}", f"-I{REPO / 'csrc'}",
-        *[f"-D{d}" for d in defines],
-        str(SHIM / "driver.cpp"), str(REPO / "csrc" / "fill_job.cpp"),
-        "-o", str(lib),
-    ]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    dll = ctypes.CDLL(str(lib))
-    dll.mfi_shim_fused_init.restype = ctypes.c_int
-    dll.mfi_shim_fused_init.argtypes = [
-        ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_float,
-        ctypes.c_uint64,
-        ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p,
-        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
-        ctypes.c_char_p, ctypes.c_int,
-    ]
-    dll.mfi_shim_registered_names.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    dll.mfi_shim_host_name.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-    dll.mfi_shim_philox.restype = None
-    dll.mfi_shim_philox.argtypes = [
-        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
-        ctypes.c_uint64, ctypes.c_void_p,
-    ]
-    return dll
+from shim_build import DTYPES, build_shim, gxx, run_cpu, run_shim
 
 
 @pytest.fixture(scope="session")
 def shim(tmp_path_factory):
-    assert CXX, "the shim test needs a C++ compiler (g++ or clang++)"
-    return build(tmp_path_factory.mktemp("shim"))
+    assert gxx(), "the shim test needs a C++ compiler (g++)"
+    return build_shim(tmp_path_factory.mktemp("shim"))
 
 
 @pytest.fixture(scope="session")
 def shim_faithful_sqrt(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("shim_fsqrt"), "MFI_SHIM_FAITHFUL_SQRT")
-
-
-def run_shim(dll, key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0,
-             full_shape=None, start=None, max_group=1024):
-    upper = 0.0
-    if kind == 1:  # scale, shift are high, low: the op's own bounds
-        shift, scale, upper = _ext.uniform_bounds(shift, scale, dtype)
-    full_shape = list(full_shape or shape)
-    start = list(start or [0] * len(shape))
-    out = np.zeros(int(np.prod(shape)), dtype=NP_TYPE[dtype])
-    key_arr = np.array(key, dtype=np.uint32)
-    i64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
-    f, s, w = i64(full_shape), i64(start), i64(shape)
-    err = ctypes.create_string_buffer(256)
-    rc = dll.mfi_shim_fused_init(
-        OUT_TYPE[dtype], kind, scale, shift, upper, subsequence,
-        key_arr.ctypes.data, 1, len(shape), f.ctypes.data, s.ctypes.data,
-        w.ctypes.data, max_group, out.ctypes.data, err, len(err),
-    )
-    assert rc == 0, err.value.decode()
-    return out.reshape(shape)
-
-
-def run_cpu(key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0,
-            full_shape=None, start=None):
-    bounds = dict(low=shift, high=scale) if kind == 1 else dict(scale=scale, shift=shift)
-    out = _ext.fused_init(
-        mx.array(key, dtype=mx.uint32), list(shape), dtype, kind=kind,
-        subsequence=subsequence, full_shape=full_shape, start=start, stream=mx.cpu, **bounds,
-    )
-    return bits(out)
+    return build_shim(tmp_path_factory.mktemp("shim_fsqrt"), defines=["MFI_SHIM_FAITHFUL_SQRT"])
 
 
 KEYS = [(0, 0), (12345, 678), (0xFFFFFFFF, 0x9E3779B9)]
-DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,0 +1,149 @@
+"""Builds the CPU shim of the Metal kernel (tests/metal_shim) and the
+stand-alone scalar CPU kernel driver (tests/cross/fill_main.cpp) with the
+host's C++ compilers, and runs them: shared by test_metal_shim.py and
+test_contraction.py."""
+
+import ctypes
+import functools
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_fused_init import _ext
+
+REPO = Path(__file__).resolve().parents[1]
+SHIM = REPO / "tests" / "metal_shim"
+OUT_TYPE = {mx.float32: 0, mx.float16: 1, mx.bfloat16: 2}
+NP_TYPE = {mx.float32: np.uint32, mx.float16: np.uint16, mx.bfloat16: np.uint16}
+DTYPES = [mx.float32, mx.float16, mx.bfloat16]
+
+# The flags that let a compiler fuse a*b + c on its own: the Metal compiler
+# may contract by default (SPEC 3), so the math must give the same bits.
+# On x86-64, FMA instructions must be enabled as well; arm64 always has them.
+CONTRACT_FLAGS = ["-ffp-contract=fast"] + (
+    ["-mfma"] if platform.machine().lower() in ("x86_64", "amd64") else [])
+# The flags of the real builds (CMakeLists.txt, mfi_core).
+NO_CONTRACT_FLAGS = ["-ffp-contract=off"]
+
+
+def gxx():
+    return shutil.which("g++") or shutil.which("c++")
+
+
+@functools.lru_cache(maxsize=None)
+def clangxx():
+    """The newest clang++ on PATH that compiles the shim's half type
+    (_Float16 on x86-64 needs clang 15 or later), or None."""
+    names = [f"clang++-{v}" for v in range(30, 14, -1)] + ["clang++"]
+    probe = "int main() { _Float16 h = (_Float16)1.5f; return (int)(float)h - 1; }\n"
+    for name in names:
+        path = shutil.which(name)
+        if not path:
+            continue
+        r = subprocess.run([path, "-std=c++20", "-x", "c++", "-fsyntax-only", "-"],
+                           input=probe, capture_output=True, text=True)
+        if r.returncode == 0:
+            return path
+    return None
+
+
+def compile_or_fail(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"compile failed: {' '.join(cmd)}\n{r.stderr[-4000:]}")
+
+
+def build_shim(out_dir: Path, cxx=None, flags=(), defines=(), tag="") -> ctypes.CDLL:
+    cxx = cxx or gxx()
+    lib = Path(out_dir) / f"shim{tag}.so"
+    cmd = [
+        cxx, "-std=c++20", "-O2", "-shared", "-fPIC",
+        # The same rules as the real builds unless flags say otherwise: no
+        # fast math, no contraction (the later flag wins).
+        "-fno-fast-math", *NO_CONTRACT_FLAGS, *flags,
+        # Metal attributes ([[kernel]], [[buffer(n)]]) mean nothing here.
+        "-Wno-attributes", "-Wno-unknown-attributes", "-Wno-unknown-pragmas",
+        "-fno-strict-aliasing",
+        f"-I{SHIM / 'include'}", f"-I{REPO / 'metal'}", f"-I{REPO / 'csrc'}",
+        *[f"-D{d}" for d in defines],
+        str(SHIM / "driver.cpp"), str(REPO / "csrc" / "fill_job.cpp"),
+        "-o", str(lib),
+    ]
+    if "clang" in Path(cxx).name:
+        cmd.remove("-Wno-attributes")  # GCC's spelling; clang has its own
+    compile_or_fail(cmd)
+    dll = ctypes.CDLL(str(lib))
+    dll.mfi_shim_fused_init.restype = ctypes.c_int
+    dll.mfi_shim_fused_init.argtypes = [
+        ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_float,
+        ctypes.c_uint64,
+        ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p,
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
+        ctypes.c_char_p, ctypes.c_int,
+    ]
+    dll.mfi_shim_registered_names.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    dll.mfi_shim_host_name.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    dll.mfi_shim_philox.restype = None
+    dll.mfi_shim_philox.argtypes = [
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+        ctypes.c_uint64, ctypes.c_void_p,
+    ]
+    return dll
+
+
+def run_shim(dll, key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0,
+             full_shape=None, start=None, max_group=1024):
+    upper = 0.0
+    if kind == 1:  # scale, shift are high, low: the op's own bounds
+        shift, scale, upper = _ext.uniform_bounds(shift, scale, dtype)
+    full_shape = list(full_shape or shape)
+    start = list(start or [0] * len(shape))
+    out = np.zeros(int(np.prod(shape)), dtype=NP_TYPE[dtype])
+    key_arr = np.array(key, dtype=np.uint32)
+    i64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
+    f, s, w = i64(full_shape), i64(start), i64(shape)
+    err = ctypes.create_string_buffer(256)
+    rc = dll.mfi_shim_fused_init(
+        OUT_TYPE[dtype], kind, scale, shift, upper, subsequence,
+        key_arr.ctypes.data, 1, len(shape), f.ctypes.data, s.ctypes.data,
+        w.ctypes.data, max_group, out.ctypes.data, err, len(err),
+    )
+    assert rc == 0, err.value.decode()
+    return out.reshape(shape)
+
+
+def run_cpu(key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0,
+            full_shape=None, start=None):
+    """The installed extension's CPU path (kind 1: shift, scale = low, high)."""
+    bounds = dict(low=shift, high=scale) if kind == 1 else dict(scale=scale, shift=shift)
+    out = _ext.fused_init(
+        mx.array(key, dtype=mx.uint32), list(shape), dtype, kind=kind,
+        subsequence=subsequence, full_shape=full_shape, start=start, stream=mx.cpu, **bounds,
+    )
+    return np.array(mx.view(out, {mx.float32: mx.uint32}.get(dtype, mx.uint16)))
+
+
+def build_fill_main(out_dir: Path, cxx=None, flags=(), tag="") -> Path:
+    """tests/cross/fill_main.cpp with the scalar CPU kernel build, natively."""
+    cxx = cxx or gxx()
+    exe = Path(out_dir) / f"fill_main{tag}"
+    compile_or_fail([
+        cxx, "-std=c++20", "-O2", "-fno-math-errno", *NO_CONTRACT_FLAGS, *flags,
+        f"-I{REPO / 'csrc'}", f"-I{REPO / 'metal'}",
+        str(REPO / "tests" / "cross" / "fill_main.cpp"),
+        str(REPO / "csrc" / "cpu_fill_scalar.cpp"), str(REPO / "csrc" / "fill_job.cpp"),
+        "-o", str(exe),
+    ])
+    return exe
+
+
+def run_fill_main(exe, dtype, kind, key, scale, shift, upper, full, start, shape, runner=()):
+    args = [*runner, str(exe), "scalar", str(OUT_TYPE[dtype]), str(kind), str(key[0]),
+            str(key[1]), repr(scale), repr(shift), repr(upper), str(len(shape)),
+            *map(str, full), *map(str, start), *map(str, shape)]
+    out = subprocess.run(args, check=True, capture_output=True).stdout
+    return np.frombuffer(out, dtype=NP_TYPE[dtype]).reshape(shape)
