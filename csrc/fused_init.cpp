@@ -60,6 +60,17 @@ void check_key(const mx::array& key, const std::string& name) {
   }
 }
 
+// The key as the GPU kernels get it: through MLX's Contiguous, so that
+// key[::-1], key[::2] or a broadcast key reach the kernel as two adjacent
+// words. Always the node, never a test of key.strides() here: a lazy
+// view's strides are known only once it is evaluated. Contiguous shares
+// the buffer of a key that already is contiguous, so it costs nothing. The
+// kernels' key_stride is signed as well (metal_dispatch.h), so that any
+// stride that did reach them would still be read correctly.
+mx::array gpu_key(const mx::array& key, const mx::Stream& stream) {
+  return stream.device == mx::Device::gpu ? mx::contiguous(key, false, stream) : key;
+}
+
 // Resolves the stream, refusing a GPU one before MLX's to_stream() does
 // (which, on a CPU-only MLX, fails without saying what to do instead).
 mx::Stream checked_stream(mx::StreamOrDevice s, const std::string& name) {
@@ -249,7 +260,7 @@ mx::array fused_init(
       std::move(out_shape),
       dtype,
       std::make_shared<FusedInit>(stream, std::move(spec)),
-      {key});
+      {gpu_key(key, stream)});
 }
 
 mx::array philox4x32_10(
@@ -274,7 +285,7 @@ mx::array philox4x32_10(
       counters.shape(),
       mx::uint32,
       std::make_shared<Philox4x32>(stream),
-      {c, key});
+      {c, gpu_key(key, stream)});
 }
 
 // ------------------------------------------------------------ transforms

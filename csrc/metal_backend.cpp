@@ -53,8 +53,7 @@ void FusedInit::eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) {
   RunLayout layout = make_run_layout(spec_.full_shape, spec_.start, spec_.shape);
   // k0, k1 are read by the kernel: the key lives in GPU memory.
   StreamParams sp = stream_params(spec_, 0, 0);
-  MetalParams params = make_metal_params(
-      sp, layout, static_cast<uint32_t>(key.strides()[0]));
+  MetalParams params = make_metal_params(sp, layout, key_word_stride(key.strides()[0]));
   auto* pipeline = kernel(
       d, metal_kernel_name(out_type(spec_.dtype), transform_variant(sp.kind, sp.shift)));
 
@@ -80,7 +79,7 @@ void Philox4x32::eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) 
   if (rows == 0) {
     return;
   }
-  uint32_t key_stride = static_cast<uint32_t>(key.strides()[0]);
+  int32_t key_stride = key_word_stride(key.strides()[0]);
   auto* pipeline = kernel(d, "philox4x32_10_blocks");
   auto& enc = mx::metal::get_command_encoder(s);
   enc.set_compute_pipeline_state(pipeline);

@@ -29,10 +29,21 @@ inline std::string metal_kernel_name(OutType type, int variant) {
   return name;
 }
 
+// The distance in words from key[0] to key[1] as the kernels take it: MLX
+// strides are signed (key[::-1] has -1, a broadcast key 0). The op makes
+// GPU keys contiguous (fused_init.cpp, gpu_key); this stays exact whatever
+// stride reaches the kernel.
+inline int32_t key_word_stride(int64_t stride) {
+  if (stride < INT32_MIN || stride > INT32_MAX) {
+    throw std::invalid_argument("[FusedInit] The key's stride does not fit the GPU kernel.");
+  }
+  return static_cast<int32_t>(stride);
+}
+
 inline MetalParams make_metal_params(
     const StreamParams& s,
     const RunLayout& layout,
-    uint32_t key_stride) {
+    int32_t key_stride) {
   if (layout.outer_extent.size() > kMaxMetalOuterDims) {
     throw std::invalid_argument(
         "[FusedInit] The GPU kernel supports windows with at most 16 "

@@ -14,7 +14,7 @@ struct MetalParams {
   uint64_t run_length;  // output elements per run (RunLayout, fill_job.h)
   uint64_t origin;      // stream index of the first element of run 0
   uint32_t num_outer;   // entries in the extent/stride buffers; 0: one run
-  uint32_t key_stride;  // key[1] is key[key_stride]
+  int32_t key_stride;   // key[1] is key[key_stride]: any sign (key[::-1]), or 0
   uint32_t q_lo;        // the stream's subsequence, low and high words
   uint32_t q_hi;
   float scale;

@@ -81,7 +81,7 @@ def build_shim(out_dir: Path, cxx=None, flags=(), defines=(), tag="") -> ctypes.
     dll.mfi_shim_fused_init.argtypes = [
         ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_float,
         ctypes.c_uint64,
-        ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p,
+        ctypes.c_void_p, ctypes.c_int32, ctypes.c_int, ctypes.c_void_p,
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
         ctypes.c_char_p, ctypes.c_int,
     ]
@@ -89,10 +89,20 @@ def build_shim(out_dir: Path, cxx=None, flags=(), defines=(), tag="") -> ctypes.
     dll.mfi_shim_host_name.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     dll.mfi_shim_philox.restype = None
     dll.mfi_shim_philox.argtypes = [
-        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_uint32,
         ctypes.c_uint64, ctypes.c_void_p,
     ]
     return dll
+
+
+def key_words(key):
+    """(array, stride in words) for the shim: a tuple becomes a contiguous
+    key; a NumPy uint32 view (reversed, strided, broadcast) is passed as the
+    GPU gets an MLX view, a pointer to key[0] and a signed stride."""
+    if isinstance(key, np.ndarray):
+        assert key.dtype == np.uint32 and key.shape == (2,)
+        return key, key.strides[0] // key.itemsize
+    return np.array(key, dtype=np.uint32), 1
 
 
 def run_shim(dll, key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0,
@@ -103,13 +113,13 @@ def run_shim(dll, key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0
     full_shape = list(full_shape or shape)
     start = list(start or [0] * len(shape))
     out = np.zeros(int(np.prod(shape)), dtype=NP_TYPE[dtype])
-    key_arr = np.array(key, dtype=np.uint32)
+    key_arr, key_stride = key_words(key)
     i64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
     f, s, w = i64(full_shape), i64(start), i64(shape)
     err = ctypes.create_string_buffer(256)
     rc = dll.mfi_shim_fused_init(
         OUT_TYPE[dtype], kind, scale, shift, upper, subsequence,
-        key_arr.ctypes.data, 1, len(shape), f.ctypes.data, s.ctypes.data,
+        key_arr.ctypes.data, key_stride, len(shape), f.ctypes.data, s.ctypes.data,
         w.ctypes.data, max_group, out.ctypes.data, err, len(err),
     )
     assert rc == 0, err.value.decode()

@@ -132,3 +132,53 @@ def test_philox_kernel_matches_cpu(shim):
     shim.mfi_shim_philox(c.ctypes.data, k.ctypes.data, 2, 1000, 64, out.ctypes.data)
     want = _ext.philox4x32_10(mx.array(c), mx.array([5, 9], dtype=mx.uint32), stream=mx.cpu)
     np.testing.assert_array_equal(out, np.array(want))
+
+
+def key_views(k0, k1):
+    """The same key (k0, k1) as views the GPU may be handed: reversed
+    (stride -1), every other word of a longer array (stride 2), and for
+    k0 == k1 a broadcast scalar (stride 0)."""
+    views = {
+        "reversed": np.array([k1, k0], dtype=np.uint32)[::-1],
+        "strided": np.array([k0, 0xDEAD, k1, 0xBEEF, 7], dtype=np.uint32)[::2][:2],
+    }
+    if k0 == k1:
+        views["broadcast"] = np.broadcast_to(np.uint32(k0), (2,))
+    return views
+
+
+@pytest.mark.parametrize("key", [(12345, 678), (0x9E3779B9, 0x9E3779B9)])
+def test_key_views_fused_init(shim, key):
+    views = key_views(*key)
+    assert {v.strides[0] for v in views.values()} >= {-4, 8}
+    for dtype in DTYPES:
+        want = run_cpu(key, (1027,), dtype, scale=0.5, shift=0.25)
+        for name, view in views.items():
+            got = run_shim(shim, view, (1027,), dtype, scale=0.5, shift=0.25)
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+@pytest.mark.parametrize("key", [(12345, 678), (0x9E3779B9, 0x9E3779B9)])
+def test_key_views_philox(shim, key):
+    rng = np.random.default_rng(1)
+    c = rng.integers(0, 2**32, size=(257, 4), dtype=np.uint32)
+    want = np.array(_ext.philox4x32_10(mx.array(c), mx.array(key, dtype=mx.uint32), stream=mx.cpu))
+    for name, view in key_views(*key).items():
+        out = np.zeros((257, 4), dtype=np.uint32)
+        shim.mfi_shim_philox(c.ctypes.data, view.ctypes.data, view.strides[0] // 4, 257, 64,
+                             out.ctypes.data)
+        np.testing.assert_array_equal(out, want, err_msg=name)
+
+
+@pytest.mark.parametrize("view", ["reversed", "strided", "broadcast"])
+def test_key_views_through_the_op(view):
+    # The op's own handling of MLX views (on the CPU here; on a GPU stream
+    # it adds a Contiguous node, tests/test_gpu.py).
+    k = mx.array([77, 77, 5, 6], dtype=mx.uint32)
+    key = {"reversed": k[2:][::-1], "strided": k[1::2],
+           "broadcast": mx.broadcast_to(k[0], (2,))}[view]
+    plain = mx.array(np.array(key), dtype=mx.uint32)
+    for args in (dict(kind=0, scale=0.5), dict(kind=1, low=-1.0, high=2.0)):
+        got = _ext.fused_init(key, [515], mx.float32, stream=mx.cpu, **args)
+        want = _ext.fused_init(plain, [515], mx.float32, stream=mx.cpu, **args)
+        np.testing.assert_array_equal(np.array(got), np.array(want))

@@ -79,7 +79,7 @@ extern "C" {
 // Returns 0, or -1 with a message in err.
 int mfi_shim_fused_init(
     int out_type, int kind, float scale, float shift, float upper, uint64_t subsequence,
-    const uint32_t* key, uint32_t key_stride, int ndim, const int64_t* full_shape,
+    const uint32_t* key, int32_t key_stride, int ndim, const int64_t* full_shape,
     const int64_t* start, const int64_t* shape, uint64_t max_group, void* out,
     char* err, int err_len) {
   try {
@@ -132,7 +132,7 @@ void mfi_shim_host_name(int out_type, int variant, char* buf, int len) {
 }
 
 // The steps of Philox4x32::eval_gpu.
-void mfi_shim_philox(const uint32_t* counters, const uint32_t* key, uint32_t key_stride,
+void mfi_shim_philox(const uint32_t* counters, const uint32_t* key, int32_t key_stride,
                      uint32_t rows, uint64_t max_group, uint32_t* out) {
   mfi::DispatchPlan plan = mfi::plan_philox(rows, max_group);
   uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
