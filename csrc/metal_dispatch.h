@@ -18,6 +18,11 @@ namespace mfi {
 // Outer dimensions a window may have on the GPU (the kernel's buffers).
 constexpr uint32_t kMaxMetalOuterDims = 16;
 
+// Elements one GPU dispatch can generate: one thread per four elements and
+// a 32-bit thread position (2^34 - 4). The op refuses more when the graph
+// is built (fused_init.cpp); plan_fused_init checks again.
+constexpr uint64_t kMaxMetalElements = 4 * static_cast<uint64_t>(UINT32_MAX);
+
 inline std::string metal_kernel_name(OutType type, int variant) {
   std::string name = "fused_init_";
   name += type == OutType::Float16 ? "float16"
@@ -72,7 +77,7 @@ struct DispatchPlan {
 // One thread per four output elements, the last one handling the tail.
 inline DispatchPlan plan_fused_init(uint64_t size, uint64_t max_group) {
   uint64_t threads = (size + 3) / 4;
-  if (threads > UINT32_MAX) {
+  if (size > kMaxMetalElements) {
     throw std::invalid_argument(
         "[FusedInit] Too many elements for one GPU dispatch (at most 2^34).");
   }

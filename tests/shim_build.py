@@ -87,6 +87,8 @@ def build_shim(out_dir: Path, cxx=None, flags=(), defines=(), tag="") -> ctypes.
     ]
     dll.mfi_shim_registered_names.argtypes = [ctypes.c_char_p, ctypes.c_int]
     dll.mfi_shim_host_name.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    dll.mfi_shim_plan.restype = ctypes.c_int
+    dll.mfi_shim_plan.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p]
     dll.mfi_shim_philox.restype = None
     dll.mfi_shim_philox.argtypes = [
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_uint32,

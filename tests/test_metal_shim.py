@@ -182,3 +182,15 @@ def test_key_views_through_the_op(view):
         got = _ext.fused_init(key, [515], mx.float32, stream=mx.cpu, **args)
         want = _ext.fused_init(plain, [515], mx.float32, stream=mx.cpu, **args)
         np.testing.assert_array_equal(np.array(got), np.array(want))
+
+
+def test_dispatch_limit_is_2_pow_34_minus_4(shim):
+    # One thread per four elements, 32-bit thread positions: the op refuses
+    # more when the graph is built (tests/test_gpu.py on a Mac); the plan
+    # refuses again.
+    threads, group = ctypes.c_uint64(), ctypes.c_uint64()
+    assert shim.mfi_shim_plan(2**34 - 4, 1024, ctypes.byref(threads), ctypes.byref(group)) == 0
+    assert (threads.value, group.value) == (2**32 - 1, 1024)
+    assert shim.mfi_shim_plan(2**34 - 3, 1024, ctypes.byref(threads), ctypes.byref(group)) == -1
+    assert shim.mfi_shim_plan(5, 1024, ctypes.byref(threads), ctypes.byref(group)) == 0
+    assert (threads.value, group.value) == (2, 2)

@@ -131,6 +131,18 @@ void mfi_shim_host_name(int out_type, int variant, char* buf, int len) {
                 mfi::metal_kernel_name(static_cast<mfi::OutType>(out_type), variant).c_str());
 }
 
+// The grid the host plans for `size` elements; -1 where it refuses.
+int mfi_shim_plan(uint64_t size, uint64_t max_group, uint64_t* threads, uint64_t* group) {
+  try {
+    mfi::DispatchPlan plan = mfi::plan_fused_init(size, max_group);
+    *threads = plan.threads;
+    *group = plan.group;
+    return 0;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
 // The steps of Philox4x32::eval_gpu.
 void mfi_shim_philox(const uint32_t* counters, const uint32_t* key, int32_t key_stride,
                      uint32_t rows, uint64_t max_group, uint32_t* out) {
