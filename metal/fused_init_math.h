@@ -22,7 +22,11 @@
 //     guard;
 //   * sqrt is followed by a Tuckerman rounding check, so even a device whose
 //     sqrt is only faithful returns the correctly rounded result.
-#pragma once
+// Include guards, not #pragma once: this text is also inlined into one
+// generated source (cmake/embed_metal_source.py), after which an include
+// of the file itself must be skipped.
+#ifndef MFI_FUSED_INIT_MATH_H
+#define MFI_FUSED_INIT_MATH_H
 
 #if defined(__METAL_VERSION__)
 #include <metal_stdlib>
@@ -336,3 +340,5 @@ MFI_INLINE uint16_t f32_to_bf16_bits(float f) {
 }
 
 } // namespace mfi
+
+#endif // MFI_FUSED_INIT_MATH_H

@@ -1,7 +1,11 @@
 // The argument block of the Metal kernels, shared by the kernel source, the
 // host code that fills it (csrc/metal_dispatch.h) and the CPU shim driver.
 // Fields are ordered largest first so that Metal and C++ lay them out alike.
-#pragma once
+// Include guards, not #pragma once: this text is also inlined into one
+// generated source (cmake/embed_metal_source.py), after which an include
+// of the file itself must be skipped.
+#ifndef MFI_FUSED_INIT_PARAMS_H
+#define MFI_FUSED_INIT_PARAMS_H
 
 #if !defined(__METAL_VERSION__)
 #include <cstdint>
@@ -24,3 +28,5 @@ struct MetalParams {
 };
 
 } // namespace mfi
+
+#endif // MFI_FUSED_INIT_PARAMS_H

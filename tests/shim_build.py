@@ -5,6 +5,7 @@ test_contraction.py."""
 
 import ctypes
 import functools
+import os
 import platform
 import shutil
 import subprocess
@@ -57,14 +58,33 @@ def compile_or_fail(cmd):
         raise AssertionError(f"compile failed: {' '.join(cmd)}\n{r.stderr[-4000:]}")
 
 
-def build_shim(out_dir: Path, cxx=None, flags=(), defines=(), tag="") -> ctypes.CDLL:
+# tests/sanitize.sh sets this: the shim and the scalar driver are then
+# built with AddressSanitizer + UBSan too (g++ only: the sanitizer runtime
+# preloaded into Python is GCC's, and clang's instrumentation needs its own).
+SANITIZE = os.environ.get("MFI_SHIM_SANITIZE") == "1"
+SAN_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+             "-fno-omit-frame-pointer", "-g"]
+
+
+def sanitize_flags(cxx):
+    return SAN_FLAGS if SANITIZE and "clang" not in Path(cxx).name else []
+
+
+def build_shim(out_dir: Path, cxx=None, flags=(), defines=(), tag="", source=None) -> ctypes.CDLL:
+    """source: a kernel source text to compile instead of metal/fused_init.metal
+    (the embedded source, _ext.metal_kernel_source())."""
     cxx = cxx or gxx()
     lib = Path(out_dir) / f"shim{tag}.so"
+    defines = list(defines)
+    if source is not None:
+        kernel = Path(out_dir) / f"kernel_source{tag}.metal"
+        kernel.write_text(source)
+        defines.append(f'MFI_SHIM_KERNEL_SOURCE="{kernel}"')
     cmd = [
         cxx, "-std=c++20", "-O2", "-shared", "-fPIC",
         # The same rules as the real builds unless flags say otherwise: no
         # fast math, no contraction (the later flag wins).
-        "-fno-fast-math", *NO_CONTRACT_FLAGS, *flags,
+        "-fno-fast-math", *NO_CONTRACT_FLAGS, *flags, *sanitize_flags(cxx),
         # Metal attributes ([[kernel]], [[buffer(n)]]) mean nothing here.
         "-Wno-attributes", "-Wno-unknown-attributes", "-Wno-unknown-pragmas",
         "-fno-strict-aliasing",
@@ -89,10 +109,10 @@ def build_shim(out_dir: Path, cxx=None, flags=(), defines=(), tag="") -> ctypes.
     dll.mfi_shim_host_name.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     dll.mfi_shim_plan.restype = ctypes.c_int
     dll.mfi_shim_plan.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p]
-    dll.mfi_shim_philox.restype = None
+    dll.mfi_shim_philox.restype = ctypes.c_int
     dll.mfi_shim_philox.argtypes = [
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_uint32,
-        ctypes.c_uint64, ctypes.c_void_p,
+        ctypes.c_uint64, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
     ]
     return dll
 
@@ -128,6 +148,19 @@ def run_shim(dll, key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0
     return out.reshape(shape)
 
 
+def run_philox(dll, counters, key, max_group=1024):
+    """The Philox kernel through the shim: counters (n, 4) uint32, key a
+    tuple or a NumPy view (key_words)."""
+    c = np.ascontiguousarray(counters, dtype=np.uint32)
+    key_arr, key_stride = key_words(key)
+    out = np.zeros(c.shape, dtype=np.uint32)
+    err = ctypes.create_string_buffer(256)
+    rc = dll.mfi_shim_philox(c.ctypes.data, key_arr.ctypes.data, key_stride, c.shape[0],
+                             max_group, out.ctypes.data, err, len(err))
+    assert rc == 0, err.value.decode()
+    return out
+
+
 def run_cpu(key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0,
             full_shape=None, start=None):
     """The installed extension's CPU path (kind 1: shift, scale = low, high)."""
@@ -145,6 +178,7 @@ def build_fill_main(out_dir: Path, cxx=None, flags=(), tag="") -> Path:
     exe = Path(out_dir) / f"fill_main{tag}"
     compile_or_fail([
         cxx, "-std=c++20", "-O2", "-fno-math-errno", *NO_CONTRACT_FLAGS, *flags,
+        *sanitize_flags(cxx),
         f"-I{REPO / 'csrc'}", f"-I{REPO / 'metal'}",
         str(REPO / "tests" / "cross" / "fill_main.cpp"),
         str(REPO / "csrc" / "cpu_fill_scalar.cpp"), str(REPO / "csrc" / "fill_job.cpp"),

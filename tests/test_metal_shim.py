@@ -1,6 +1,9 @@
 """The Metal kernel source, compiled as C++ through tests/metal_shim and run
 on the CPU for every thread of the dispatch the host code plans, gives the
-bits of the CPU path."""
+bits of the CPU path. Every test runs twice: on metal/fused_init.metal as
+the files are, and on the extension's embedded source
+(_ext.metal_kernel_source(), what the GPU compiles at run time without a
+metallib, and the text the metallib is built from)."""
 
 import ctypes
 
@@ -9,13 +12,14 @@ import numpy as np
 import pytest
 
 from mlx_fused_init import _ext
-from shim_build import DTYPES, build_shim, gxx, run_cpu, run_shim
+from shim_build import REPO, DTYPES, build_shim, gxx, key_words, run_cpu, run_philox, run_shim
 
 
-@pytest.fixture(scope="session")
-def shim(tmp_path_factory):
+@pytest.fixture(scope="session", params=["files", "embedded"])
+def shim(request, tmp_path_factory):
     assert gxx(), "the shim test needs a C++ compiler (g++)"
-    return build_shim(tmp_path_factory.mktemp("shim"))
+    source = _ext.metal_kernel_source() if request.param == "embedded" else None
+    return build_shim(tmp_path_factory.mktemp("shim"), source=source, tag=request.param)
 
 
 @pytest.fixture(scope="session")
@@ -100,36 +104,42 @@ def test_faithful_sqrt_device_gives_the_same_bits(shim_faithful_sqrt):
         )
 
 
+def host_names(shim, out_type):
+    """The kernel names the host asks for, variant 0, 1, ... until the host
+    refuses or repeats a name: whatever variants the host knows."""
+    buf = ctypes.create_string_buffer(4096)
+    names = []
+    for variant in range(64):
+        shim.mfi_shim_host_name(out_type, variant, buf, len(buf))
+        name = buf.value.decode()
+        if not name or name in names:
+            break
+        names.append(name)
+    return names
+
+
 def test_instantiated_names_are_exactly_the_host_names(shim):
-    # Every kernel the .metal file instantiates is one the host can ask for
-    # (metal_kernel_name), and the other way round.
+    # Every kernel the source instantiates is one the host can ask for
+    # (metal_kernel_name), and the other way round, for every dtype and
+    # transform variant there is (at least normal, uniform, shifted normal).
     buf = ctypes.create_string_buffer(4096)
     shim.mfi_shim_registered_names(buf, len(buf))
     registered = set(buf.value.decode().split())
-    host = set()
-    for out_type in range(3):
-        for variant in range(3):
-            shim.mfi_shim_host_name(out_type, variant, buf, len(buf))
-            host.add(buf.value.decode())
-    assert len(host) == 9
-    assert registered == host
+    host = [host_names(shim, out_type) for out_type in range(3)]
+    assert len({len(h) for h in host}) == 1 and len(host[0]) >= 3
+    assert registered == {n for h in host for n in h}
 
 
 def test_philox_kernel_matches_known_answers(shim, philox_kat):
     for counter, key, expected, name in philox_kat:
-        c = np.array([counter], dtype=np.uint32)
-        k = np.array(key, dtype=np.uint32)
-        out = np.zeros((1, 4), dtype=np.uint32)
-        shim.mfi_shim_philox(c.ctypes.data, k.ctypes.data, 1, 1, 1024, out.ctypes.data)
+        out = run_philox(shim, np.array([counter], dtype=np.uint32), tuple(key))
         assert out[0].tolist() == expected, name
 
 
 def test_philox_kernel_matches_cpu(shim):
     rng = np.random.default_rng(0)
     c = rng.integers(0, 2**32, size=(1000, 4), dtype=np.uint32)
-    k = np.array([5, 0, 9], dtype=np.uint32)  # key[1] at stride 2
-    out = np.zeros((1000, 4), dtype=np.uint32)
-    shim.mfi_shim_philox(c.ctypes.data, k.ctypes.data, 2, 1000, 64, out.ctypes.data)
+    out = run_philox(shim, c, (5, 9), max_group=64)
     want = _ext.philox4x32_10(mx.array(c), mx.array([5, 9], dtype=mx.uint32), stream=mx.cpu)
     np.testing.assert_array_equal(out, np.array(want))
 
@@ -164,10 +174,7 @@ def test_key_views_philox(shim, key):
     c = rng.integers(0, 2**32, size=(257, 4), dtype=np.uint32)
     want = np.array(_ext.philox4x32_10(mx.array(c), mx.array(key, dtype=mx.uint32), stream=mx.cpu))
     for name, view in key_views(*key).items():
-        out = np.zeros((257, 4), dtype=np.uint32)
-        shim.mfi_shim_philox(c.ctypes.data, view.ctypes.data, view.strides[0] // 4, 257, 64,
-                             out.ctypes.data)
-        np.testing.assert_array_equal(out, want, err_msg=name)
+        np.testing.assert_array_equal(run_philox(shim, c, view, max_group=64), want, err_msg=name)
 
 
 @pytest.mark.parametrize("view", ["reversed", "strided", "broadcast"])
@@ -194,3 +201,50 @@ def test_dispatch_limit_is_2_pow_34_minus_4(shim):
     assert shim.mfi_shim_plan(2**34 - 3, 1024, ctypes.byref(threads), ctypes.byref(group)) == -1
     assert shim.mfi_shim_plan(5, 1024, ctypes.byref(threads), ctypes.byref(group)) == 0
     assert (threads.value, group.value) == (2, 2)
+
+
+# ------------------------------------------------------- embedded source
+def test_embedded_source_is_the_metal_folder_inlined():
+    # One self-contained, ASCII text (MLX passes it to Metal as ASCII) that
+    # includes nothing of the project's and holds every line of the kernel
+    # file and of each header, in order, as the build found them.
+    src = _ext.metal_kernel_source()
+    assert src.isascii()
+    includes = [ln.strip() for ln in src.splitlines() if ln.strip().startswith("#include")]
+    assert all(inc.startswith("#include <") for inc in includes), includes
+    lines = src.splitlines()
+    for path in sorted((REPO / "metal").glob("*")):
+        text = path.read_text().splitlines()
+        body = [ln for ln in text if not ln.strip().startswith('#include "')]
+        # Find the file's lines as one ordered subsequence of the source.
+        pos = 0
+        for ln in body:
+            pos = lines.index(ln, pos) + 1 if ln in lines[pos:] else -1
+            assert pos > 0, f"{path.name}: line not in the embedded source: {ln!r}"
+
+
+# ------------------------------------------------------------- canaries
+def test_out_of_bounds_writes_are_caught(tmp_path):
+    # The guard regions really do catch a kernel that writes one element
+    # past the end: the tail loop's condition off by one, compiled from a
+    # deliberately broken copy of the kernel source.
+    src = _ext.metal_kernel_source()
+    broken = src.replace("j < 4 && e0 + j < p.size", "j < 4 && e0 + j <= p.size")
+    assert broken != src
+    dll = build_shim(tmp_path, source=broken, tag="broken")
+    with pytest.raises(AssertionError, match="out-of-bounds write: byte 0 after the end"):
+        run_shim(dll, KEYS[1], (1023,), mx.float32)
+    for dtype in DTYPES:  # whole blocks only: the broken tail is never reached
+        run_shim(dll, KEYS[1], (1024,), dtype)
+
+
+def test_philox_out_of_bounds_writes_are_caught(tmp_path):
+    # The Philox kernel's output row shifted by one word: the last row
+    # spills one word past the end.
+    src = _ext.metal_kernel_source()
+    broken = src.replace("device uint32_t* o = out + 4 * uint64_t(gid);",
+                         "device uint32_t* o = out + 4 * uint64_t(gid) + 1;")
+    assert broken != src
+    dll = build_shim(tmp_path, source=broken, tag="broken_philox")
+    with pytest.raises(AssertionError, match="out-of-bounds write: byte 0 after the end"):
+        run_philox(dll, np.zeros((5, 4), dtype=np.uint32), (1, 2))

@@ -51,4 +51,14 @@ def num_threads() -> int:
 def built_with_metal() -> bool:
     """Whether this build carries the Metal kernels."""
 
+def metal_kernel_source() -> str:
+    """
+    The self-contained Metal kernel source (metal/fused_init.metal with its headers inlined), generated at build time on every platform: what the GPU path compiles at run time when it has no metallib.
+    """
+
+def metal_kernel_origin() -> tuple[str, str]:
+    """
+    (kind, detail): where the GPU kernels come from in this process: 'metallib' (detail: its path), 'jit' (compiled at first use from metal_kernel_source(); detail: why) or 'none' (no Metal back-end).
+    """
+
 mlx_version_built_against: str
