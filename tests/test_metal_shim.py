@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from mlx_fused_init import _ext
-from shim_build import REPO, DTYPES, build_shim, gxx, key_words, run_cpu, run_philox, run_shim
+from shim_build import (REPO, DTYPES, build_shim, clangxx, gxx, run_cpu, run_philox,
+                        run_shim)
 
 
 @pytest.fixture(scope="session", params=["files", "embedded"])
@@ -201,6 +202,25 @@ def test_dispatch_limit_is_2_pow_34_minus_4(shim):
     assert shim.mfi_shim_plan(2**34 - 3, 1024, ctypes.byref(threads), ctypes.byref(group)) == -1
     assert shim.mfi_shim_plan(5, 1024, ctypes.byref(threads), ctypes.byref(group)) == 0
     assert (threads.value, group.value) == (2, 2)
+
+
+def test_clang_build_matches_cpu(tmp_path):
+    # Apple's Metal compiler is clang-based: the shim built with clang++
+    # (the embedded source, the real builds' flags) gives the same bits.
+    # tests/test_contraction.py builds it with contraction on, too.
+    cxx = clangxx()
+    if not cxx:
+        pytest.skip("no clang++ >= 15 installed (.ci/run installs one)")
+    dll = build_shim(tmp_path, cxx=cxx, source=_ext.metal_kernel_source(), tag="clang")
+    for dtype in DTYPES:
+        for kind, shift in [(0, 0.0), (0, -1.5), (1, -0.75)]:
+            np.testing.assert_array_equal(
+                run_shim(dll, KEYS[2], (5, 3, 11), dtype, kind=kind, scale=1.5, shift=shift),
+                run_cpu(KEYS[2], (5, 3, 11), dtype, kind=kind, scale=1.5, shift=shift))
+    np.testing.assert_array_equal(
+        run_philox(dll, np.arange(40, dtype=np.uint32).reshape(10, 4), (5, 9)),
+        np.array(_ext.philox4x32_10(mx.array(np.arange(40, dtype=np.uint32).reshape(10, 4)),
+                                    mx.array([5, 9], dtype=mx.uint32), stream=mx.cpu)))
 
 
 # ------------------------------------------------------- embedded source
