@@ -5,8 +5,9 @@
 // computes that block once and writes it with one vector store; otherwise
 // (window edges, tails) it computes element by element, reusing a block
 // its elements share. All math comes from fused_init_math.h, shared with
-// the CPU path; the CPU shim test (tests/test_metal_shim.py) runs this file
-// on the CPU and compares bits.
+// the CPU path; the CPU shim test (tests/test_metal_shim.py) runs this file,
+// and the self-contained source the build generates from it (the metallib's
+// source and the runtime-compiled one), on the CPU and compares bits.
 #include <metal_stdlib>
 
 #include "fused_init_math.h"

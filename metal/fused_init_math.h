@@ -1,7 +1,9 @@
 // The per-element math of mlx-fused-init (SPEC section 3), in one place.
 //
 // This header is compiled three ways and must give the same bits in each:
-//   * by the Metal compiler, included from fused_init.metal;
+//   * by the Metal compiler, inlined into the kernel source generated from
+//     fused_init.metal (cmake/embed_metal_source.py): offline into the
+//     metallib, or at run time by MLX when there is none;
 //   * by the host C++ compiler for the CPU path (csrc/cpu_fill_impl.h), once
 //     per instruction set, relying on auto-vectorization;
 //   * by the host C++ compiler through tests/metal_shim/metal_shim.h, which
