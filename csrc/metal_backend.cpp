@@ -1,7 +1,7 @@
 // Metal (Apple GPU) evaluation of the primitives. Built only when MLX was
 // built with Metal (CMakeLists.txt); the kernels are in metal/.
 //
-// Where the kernels come from, decided once per process (kernel_origin):
+// Where the kernels come from, decided once per process (origin()):
 //   * the metallib installed next to this module, when the build had a
 //     Metal compiler (MFI_HAVE_METALLIB) and the file is there;
 //   * otherwise, or when MLX_FUSED_INIT_METAL_JIT=1, the embedded source

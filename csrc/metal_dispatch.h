@@ -79,7 +79,7 @@ inline DispatchPlan plan_fused_init(uint64_t size, uint64_t max_group) {
   uint64_t threads = (size + 3) / 4;
   if (size > kMaxMetalElements) {
     throw std::invalid_argument(
-        "[FusedInit] Too many elements for one GPU dispatch (at most 2^34).");
+        "[FusedInit] Too many elements for one GPU dispatch (at most 2^34 - 4).");
   }
   return {threads, std::max<uint64_t>(1, std::min(max_group, threads))};
 }
