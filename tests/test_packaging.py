@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mlx.core as mx
+import pytest
 
 import mlx_fused_init as mfi
 from mlx_fused_init import _build_info, _ext
