@@ -6,7 +6,8 @@ g++ and, where installed, clang++ (Apple's Metal compiler is clang-based).
 Before the math wrote every product-plus-sum as an explicit fma, these
 builds changed the uniform and shifted-normal bits."""
 
-import mlx.core as mx
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -76,7 +77,6 @@ def test_the_flags_do_contract(tmp_path):
         "    n += f(x, x, -1.0f) != (float)((double)x * x - 1.0); }\n"
         "  std::printf(\"%u\", n); }\n")
     exe = tmp_path / "c"
-    import subprocess
     subprocess.run([gxx(), "-O2", *CONTRACT_FLAGS, str(src), "-o", str(exe)], check=True)
     fused_mismatches = int(subprocess.run([str(exe)], capture_output=True, text=True).stdout)
     # x*x - 1 with one rounding equals the float64 route exactly (the
