@@ -32,8 +32,13 @@
 
 #if defined(__METAL_VERSION__)
 #include <metal_stdlib>
-// Second guard only (see above): the math is written not to need it.
+// Second guard only (see above): the math is written not to need it. The
+// math pragmas are Metal 3.2 language (macOS 15): older compilers are not
+// shown a pragma they may not know; the offline build also passes
+// -ffp-contract=off.
+#if __METAL_VERSION__ >= 320
 #pragma METAL fp contract(off)
+#endif
 #define MFI_INLINE inline
 #define MFI_CONSTANT constant
 namespace mfi {
