@@ -6,6 +6,8 @@ the files are, and on the extension's embedded source
 metallib, and the text the metallib is built from)."""
 
 import ctypes
+import subprocess
+import sys
 
 import mlx.core as mx
 import numpy as np
@@ -268,3 +270,20 @@ def test_philox_out_of_bounds_writes_are_caught(tmp_path):
     dll = build_shim(tmp_path, source=broken, tag="broken_philox")
     with pytest.raises(AssertionError, match="out-of-bounds write: byte 0 after the end"):
         run_philox(dll, np.zeros((5, 4), dtype=np.uint32), (1, 2))
+
+
+def test_embedding_refuses_what_metal_would_garble(tmp_path):
+    # MLX hands the source to Metal as ASCII: a non-ASCII character in
+    # metal/ must fail the build, not reach a Mac. Missing headers too.
+    script = REPO / "cmake" / "embed_metal_source.py"
+    (tmp_path / "k.metal").write_text('#include "h.h"\nkernel\n')
+    (tmp_path / "h.h").write_text("// Box\u2013Muller\n")
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "k.metal"),
+                        str(tmp_path / "o.metal"), str(tmp_path / "o.cpp")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "non-ASCII" in r.stderr
+    (tmp_path / "h.h").unlink()
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "k.metal"),
+                        str(tmp_path / "o.metal"), str(tmp_path / "o.cpp")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "h.h not found" in r.stderr
