@@ -15,6 +15,7 @@
 #include "cpu_fill.h"
 #include "fused_init.h"
 #include "fused_init_math.h"
+#include "metal_source.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -97,7 +98,8 @@ NB_MODULE(_ext, m) {
       R"(Low-level fused initializer node (use the initializers instead).
 
 Builds a lazy array holding elements of the stream of SPEC section 3:
-kind 0 is normal (scale * z + shift; scale and shift rounded to float32),
+kind 0 is normal (scale * z, or fma(scale, z, shift) when shift != 0; scale
+and shift rounded to float32),
 kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does).)");
 
   m.def(
@@ -129,7 +131,7 @@ Returns:
       },
       "low"_a, "high"_a, "dtype"_a,
       "(shift, scale, upper) of a uniform draw on [low, high): values are "
-      "min(shift + scale * v, upper), v = (x >> 8) * 2^-24, in float32.");
+      "min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32.");
 
   m.def("set_cpu_kernel", &mfi::cpu::set_kernel, "name"_a,
         "Select the CPU kernel build: 'auto', 'scalar', 'avx2' or 'neon'.");
@@ -142,6 +144,19 @@ Returns:
         "Threads per CPU evaluation.");
   m.def("built_with_metal", &mfi::built_with_metal,
         "Whether this build carries the Metal kernels.");
+  m.def("metal_kernel_source", [] { return std::string(mfi::metal_kernel_source()); },
+        "The self-contained Metal kernel source (metal/fused_init.metal with its "
+        "headers inlined), generated at build time on every platform: what the "
+        "GPU path compiles at run time when it has no metallib.");
+  m.def(
+      "metal_kernel_origin",
+      [] {
+        mfi::KernelOrigin o = mfi::metal_kernel_origin();
+        return std::make_tuple(o.kind, o.detail);
+      },
+      "(kind, detail): where the GPU kernels come from in this process: "
+      "'metallib' (detail: its path), 'jit' (compiled at first use from "
+      "metal_kernel_source(); detail: why) or 'none' (no Metal back-end).");
 
   m.attr("mlx_version_built_against") = MFI_STR(MLX_VERSION_MAJOR) "." MFI_STR(
       MLX_VERSION_MINOR) "." MFI_STR(MLX_VERSION_PATCH);

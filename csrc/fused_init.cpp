@@ -60,6 +60,54 @@ void check_key(const mx::array& key, const std::string& name) {
   }
 }
 
+// The number of elements of a shape whose dimensions are each in
+// [0, 2^31): exact below 2^96, saturated there (far past every limit).
+unsigned __int128 element_count(const std::vector<int64_t>& shape) {
+  constexpr unsigned __int128 kCap = static_cast<unsigned __int128>(1) << 96;
+  unsigned __int128 n = 1;
+  for (int64_t d : shape) {
+    if (d == 0) {
+      return 0;
+    }
+    n = n > kCap ? kCap : n * static_cast<unsigned __int128>(d);
+  }
+  return n;
+}
+
+std::string u128_str(unsigned __int128 v) {
+  std::string s;
+  do {
+    s.insert(s.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  } while (v != 0);
+  return s;
+}
+
+// MLX sizes arrays in bytes with size_t and addresses them with int64
+// strides and offsets: an output whose byte count exceeds 2^63 - 1 cannot
+// be allocated, and its byte count may even wrap. Refuse it here, by shape,
+// instead of an allocation error at evaluation.
+void check_output_size(const InitSpec& spec, const std::string& name) {
+  unsigned __int128 n = element_count(spec.shape);
+  unsigned __int128 bytes = n * static_cast<unsigned __int128>(spec.dtype.size());
+  if (bytes > static_cast<unsigned __int128>(std::numeric_limits<int64_t>::max())) {
+    fail(name, "the output of shape " + shape_str(spec.shape) + " has " + u128_str(n) +
+             " elements (" + u128_str(bytes) + " bytes as " + dtype_str(spec.dtype) +
+             "), more than an MLX array can hold (2^63 - 1 bytes).");
+  }
+}
+
+// The key as the GPU kernels get it: through MLX's Contiguous, so that
+// key[::-1], key[::2] or a broadcast key reach the kernel as two adjacent
+// words. Always the node, never a test of key.strides() here: a lazy
+// view's strides are known only once it is evaluated. Contiguous shares
+// the buffer of a key that already is contiguous, so it costs nothing. The
+// kernels' key_stride is signed as well (metal_dispatch.h), so that any
+// stride that did reach them would still be read correctly.
+mx::array gpu_key(const mx::array& key, const mx::Stream& stream) {
+  return stream.device == mx::Device::gpu ? mx::contiguous(key, false, stream) : key;
+}
+
 // Resolves the stream, refusing a GPU one before MLX's to_stream() does
 // (which, on a CPU-only MLX, fails without saying what to do instead).
 mx::Stream checked_stream(mx::StreamOrDevice s, const std::string& name) {
@@ -236,12 +284,23 @@ mx::array fused_init(
        << "); lower the scale or use float32.";
     fail(name, os.str());
   }
+  check_output_size(spec, name);
   mx::Stream stream = checked_stream(s, name);
-  if (stream.device == mx::Device::gpu &&
-      make_run_layout(spec.full_shape, spec.start, spec.shape).outer_extent.size() >
-          kMaxMetalOuterDims) {
-    fail(name, "on the GPU a window may cut at most " + std::to_string(kMaxMetalOuterDims) +
-             " leading dimensions; use stream=mx.cpu for this one.");
+  if (stream.device == mx::Device::gpu) {
+    // The GPU kernel's limits, when the graph is built rather than at
+    // evaluation (by then the output would already be allocated).
+    if (make_run_layout(spec.full_shape, spec.start, spec.shape).outer_extent.size() >
+        kMaxMetalOuterDims) {
+      fail(name, "on the GPU a window may cut at most " + std::to_string(kMaxMetalOuterDims) +
+               " leading dimensions; use stream=mx.cpu for this one.");
+    }
+    uint64_t n = static_cast<uint64_t>(element_count(spec.shape));
+    if (n > kMaxMetalElements) {
+      fail(name, "the output of shape " + shape_str(spec.shape) + " has " + std::to_string(n) +
+               " elements, more than one GPU dispatch can generate (2^34 - 4 = " +
+               std::to_string(kMaxMetalElements) +
+               "); generate it in windows (full_shape=, start=) or use stream=mx.cpu.");
+    }
   }
   mx::Shape out_shape(spec.shape.begin(), spec.shape.end());
   mx::Dtype dtype = spec.dtype;
@@ -249,7 +308,7 @@ mx::array fused_init(
       std::move(out_shape),
       dtype,
       std::make_shared<FusedInit>(stream, std::move(spec)),
-      {key});
+      {gpu_key(key, stream)});
 }
 
 mx::array philox4x32_10(
@@ -274,7 +333,7 @@ mx::array philox4x32_10(
       counters.shape(),
       mx::uint32,
       std::make_shared<Philox4x32>(stream),
-      {c, key});
+      {c, gpu_key(key, stream)});
 }
 
 // ------------------------------------------------------------ transforms

@@ -56,6 +56,15 @@ mx::array philox4x32_10(
 // True when this build carries the Metal kernels.
 bool built_with_metal();
 
+// Where the GPU kernels come from in this process: kind "metallib"
+// (detail: its path), "jit" (compiled at first use from the embedded
+// source; detail: why) or "none" (no Metal back-end). Decided once.
+struct KernelOrigin {
+  std::string kind;
+  std::string detail;
+};
+KernelOrigin metal_kernel_origin();
+
 // A random draw: no input (the key, the counters) moves the output
 // differentiably, so every derivative is zero. Returning zeros rather than
 // throwing lets mx.grad run through code that initializes weights.

@@ -1,9 +1,20 @@
 // Metal (Apple GPU) evaluation of the primitives. Built only when MLX was
 // built with Metal (CMakeLists.txt); the kernels are in metal/.
+//
+// Where the kernels come from, decided once per process (origin()):
+//   * the metallib installed next to this module, when the build had a
+//     Metal compiler (MFI_HAVE_METALLIB) and the file is there;
+//   * otherwise, or when MLX_FUSED_INIT_METAL_JIT=1, the embedded source
+//     (metal_kernel_source(), the same text the metallib was compiled from)
+//     compiled at first use by MLX's own runtime compiler, the path of its
+//     JIT kernels and mx.fast.metal_kernel: Device::get_library(name,
+//     options, builder) caches the library by name, so once per process.
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <string>
 
 #include "mlx/allocator.h"
 #include "mlx/backend/metal/device.h"
@@ -11,6 +22,7 @@
 
 #include "fused_init.h"
 #include "metal_dispatch.h"
+#include "metal_source.h"
 
 namespace mfi {
 
@@ -18,25 +30,57 @@ namespace {
 
 // The metallib is installed next to this extension module. MLX would look
 // next to libmlx instead (MLX issue 2436), so give it the full path.
-const std::string& metallib_path() {
-  static const std::string path = [] {
-    Dl_info info;
-    if (!dladdr(reinterpret_cast<void*>(&metallib_path), &info)) {
-      throw std::runtime_error("[mlx_fused_init] Cannot locate the extension binary.");
+std::string metallib_path() {
+  Dl_info info;
+  if (!dladdr(reinterpret_cast<void*>(&metallib_path), &info)) {
+    throw std::runtime_error("[mlx_fused_init] Cannot locate the extension binary.");
+  }
+  return (std::filesystem::path(info.dli_fname).parent_path() / "mlx_fused_init.metallib")
+      .string();
+}
+
+const KernelOrigin& origin() {
+  static const KernelOrigin o = [] {
+    const char* jit = std::getenv("MLX_FUSED_INIT_METAL_JIT");
+    if (jit != nullptr && std::string(jit) == "1") {
+      return KernelOrigin{"jit", "forced by MLX_FUSED_INIT_METAL_JIT=1"};
     }
-    return (std::filesystem::path(info.dli_fname).parent_path() /
-            "mlx_fused_init.metallib")
-        .string();
+#if defined(MFI_HAVE_METALLIB)
+    std::string path = metallib_path();
+    if (std::filesystem::exists(path)) {
+      return KernelOrigin{"metallib", path};
+    }
+    return KernelOrigin{"jit", "the metallib is missing (" + path + ")"};
+#else
+    return KernelOrigin{"jit", "built without a Metal compiler: no metallib"};
+#endif
   }();
-  return path;
+  return o;
+}
+
+MTL::Library* library(mx::metal::Device& d) {
+  const KernelOrigin& o = origin();
+  if (o.kind == "metallib") {
+    return d.get_library("mlx_fused_init", o.detail);
+  }
+  // Fast math off (MLX's Safe mode); MLX picks the language version the OS
+  // supports (Metal 3.1 or later: bfloat is native). The source also says
+  // `#pragma METAL fp contract(off)`, and does not need it.
+  mx::CompileOptions options;
+  options.math_mode = mx::MathMode::Safe;
+  return d.get_library("mlx_fused_init_jit", options,
+                       [] { return std::string(metal_kernel_source()); });
 }
 
 MTL::ComputePipelineState* kernel(mx::metal::Device& d, const std::string& name) {
-  auto* lib = d.get_library("mlx_fused_init", metallib_path());
-  return d.get_kernel(name, lib);
+  return d.get_kernel(name, library(d));
 }
 
 } // namespace
+
+KernelOrigin metal_kernel_origin() {
+  return origin();
+}
 
 bool built_with_metal() {
   return true;
@@ -53,8 +97,7 @@ void FusedInit::eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) {
   RunLayout layout = make_run_layout(spec_.full_shape, spec_.start, spec_.shape);
   // k0, k1 are read by the kernel: the key lives in GPU memory.
   StreamParams sp = stream_params(spec_, 0, 0);
-  MetalParams params = make_metal_params(
-      sp, layout, static_cast<uint32_t>(key.strides()[0]));
+  MetalParams params = make_metal_params(sp, layout, key_word_stride(key.strides()[0]));
   auto* pipeline = kernel(
       d, metal_kernel_name(out_type(spec_.dtype), transform_variant(sp.kind, sp.shift)));
 
@@ -80,7 +123,7 @@ void Philox4x32::eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) 
   if (rows == 0) {
     return;
   }
-  uint32_t key_stride = static_cast<uint32_t>(key.strides()[0]);
+  int32_t key_stride = key_word_stride(key.strides()[0]);
   auto* pipeline = kernel(d, "philox4x32_10_blocks");
   auto& enc = mx::metal::get_command_encoder(s);
   enc.set_compute_pipeline_state(pipeline);

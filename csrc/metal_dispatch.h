@@ -18,6 +18,11 @@ namespace mfi {
 // Outer dimensions a window may have on the GPU (the kernel's buffers).
 constexpr uint32_t kMaxMetalOuterDims = 16;
 
+// Elements one GPU dispatch can generate: one thread per four elements and
+// a 32-bit thread position (2^34 - 4). The op refuses more when the graph
+// is built (fused_init.cpp); plan_fused_init checks again.
+constexpr uint64_t kMaxMetalElements = 4 * static_cast<uint64_t>(UINT32_MAX);
+
 inline std::string metal_kernel_name(OutType type, int variant) {
   std::string name = "fused_init_";
   name += type == OutType::Float16 ? "float16"
@@ -29,10 +34,21 @@ inline std::string metal_kernel_name(OutType type, int variant) {
   return name;
 }
 
+// The distance in words from key[0] to key[1] as the kernels take it: MLX
+// strides are signed (key[::-1] has -1, a broadcast key 0). The op makes
+// GPU keys contiguous (fused_init.cpp, gpu_key); this stays exact whatever
+// stride reaches the kernel.
+inline int32_t key_word_stride(int64_t stride) {
+  if (stride < INT32_MIN || stride > INT32_MAX) {
+    throw std::invalid_argument("[FusedInit] The key's stride does not fit the GPU kernel.");
+  }
+  return static_cast<int32_t>(stride);
+}
+
 inline MetalParams make_metal_params(
     const StreamParams& s,
     const RunLayout& layout,
-    uint32_t key_stride) {
+    int32_t key_stride) {
   if (layout.outer_extent.size() > kMaxMetalOuterDims) {
     throw std::invalid_argument(
         "[FusedInit] The GPU kernel supports windows with at most 16 "
@@ -61,9 +77,9 @@ struct DispatchPlan {
 // One thread per four output elements, the last one handling the tail.
 inline DispatchPlan plan_fused_init(uint64_t size, uint64_t max_group) {
   uint64_t threads = (size + 3) / 4;
-  if (threads > UINT32_MAX) {
+  if (size > kMaxMetalElements) {
     throw std::invalid_argument(
-        "[FusedInit] Too many elements for one GPU dispatch (at most 2^34).");
+        "[FusedInit] Too many elements for one GPU dispatch (at most 2^34 - 4).");
   }
   return {threads, std::max<uint64_t>(1, std::min(max_group, threads))};
 }

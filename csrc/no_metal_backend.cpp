@@ -11,6 +11,10 @@ bool built_with_metal() {
   return false;
 }
 
+KernelOrigin metal_kernel_origin() {
+  return {"none", "this build has no Metal back-end (MLX without Metal)"};
+}
+
 void FusedInit::eval_gpu(const std::vector<mx::array>&, mx::array&) {
   throw std::runtime_error(
       "[FusedInit] This build of mlx-fused-init has no GPU kernel (it was built "

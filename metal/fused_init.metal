@@ -5,8 +5,9 @@
 // computes that block once and writes it with one vector store; otherwise
 // (window edges, tails) it computes element by element, reusing a block
 // its elements share. All math comes from fused_init_math.h, shared with
-// the CPU path; the CPU shim test (tests/test_metal_shim.py) runs this file
-// on the CPU and compares bits.
+// the CPU path; the CPU shim test (tests/test_metal_shim.py) runs this file,
+// and the self-contained source the build generates from it (the metallib's
+// source and the runtime-compiled one), on the CPU and compares bits.
 #include <metal_stdlib>
 
 #include "fused_init_math.h"
@@ -55,7 +56,7 @@ template <typename T, int Variant>
     return;
   }
   const uint32_t k0 = key[0];
-  const uint32_t k1 = key[p.key_stride];
+  const uint32_t k1 = key[p.key_stride];  // signed: reversed keys read key[-1]
   const uint64_t i0 = stream_index(e0, p, extent, stride);
   const bool whole_block = e0 + 4 <= p.size && (i0 & 3) == 0 &&
       (p.num_outer == 0 || (e0 % p.run_length) + 4 <= p.run_length);
@@ -83,7 +84,7 @@ template <typename T, int Variant>
     device uint32_t* out [[buffer(0)]],
     const device uint32_t* counters [[buffer(1)]],
     const device uint32_t* key [[buffer(2)]],
-    constant uint32_t& key_stride [[buffer(3)]],
+    constant int32_t& key_stride [[buffer(3)]],
     constant uint32_t& rows [[buffer(4)]],
     uint gid [[thread_position_in_grid]]) {
   if (gid >= rows) {

@@ -1,7 +1,9 @@
 // The per-element math of mlx-fused-init (SPEC section 3), in one place.
 //
 // This header is compiled three ways and must give the same bits in each:
-//   * by the Metal compiler, included from fused_init.metal;
+//   * by the Metal compiler, inlined into the kernel source generated from
+//     fused_init.metal (cmake/embed_metal_source.py): offline into the
+//     metallib, or at run time by MLX when there is none;
 //   * by the host C++ compiler for the CPU path (csrc/cpu_fill_impl.h), once
 //     per instruction set, relying on auto-vectorization;
 //   * by the host C++ compiler through tests/metal_shim/metal_shim.h, which
@@ -10,15 +12,33 @@
 // Rules that keep the bits identical everywhere (see README, "The stream"):
 //   * only integer ops, + - *, explicit fma and sqrt (no libm or metal::
 //     transcendental, no division: Metal's `/` is not correctly rounded);
-//   * every product-plus-sum that should be fused is written as fma(); the
-//     builds disable implicit contraction (-ffp-contract=off on the host,
-//     fast math off in Metal), so nothing else is fused behind our back;
+//   * contraction-proof by construction: every product whose result feeds
+//     an addition or subtraction is an explicit fma(), so the bits are the
+//     same whether or not a compiler contracts a*b + c (Metal may, by
+//     default, even with fast math off; a library compiled at run time gets
+//     no -ffp-contract flag). Every other product feeds only products,
+//     comparisons, bit operations or a store. tests/test_contraction.py
+//     builds this header with -ffp-contract=fast and FMA enabled and
+//     requires the same bits. The builds still disable contraction
+//     (-ffp-contract=off on the host, the pragma below in Metal) as a second
+//     guard;
 //   * sqrt is followed by a Tuckerman rounding check, so even a device whose
 //     sqrt is only faithful returns the correctly rounded result.
-#pragma once
+// Include guards, not #pragma once: this text is also inlined into one
+// generated source (cmake/embed_metal_source.py), after which an include
+// of the file itself must be skipped.
+#ifndef MFI_FUSED_INIT_MATH_H
+#define MFI_FUSED_INIT_MATH_H
 
 #if defined(__METAL_VERSION__)
 #include <metal_stdlib>
+// Second guard only (see above): the math is written not to need it. The
+// math pragmas are Metal 3.2 language (macOS 15): older compilers are not
+// shown a pragma they may not know; the offline build also passes
+// -ffp-contract=off.
+#if __METAL_VERSION__ >= 320
+#pragma METAL fp contract(off)
+#endif
 #define MFI_INLINE inline
 #define MFI_CONSTANT constant
 namespace mfi {
@@ -174,7 +194,9 @@ MFI_INLINE Pair unit_circle(uint32_t c) {
   // exact: it is a multiple of ulp(t) smaller than 1/2.
   float t = static_cast<float>(c) * kTwoM31;
   uint32_t n = ((c >> 29) + 1u) >> 1;
-  float y = t - static_cast<float>(n) * 0.5f;
+  // t - n/2 as an fma: n/2 is exact, so this is the same single rounding
+  // (of an exact result) whether or not a compiler would have fused it.
+  float y = fma_(static_cast<float>(n), -0.5f, t);
   float y2 = y * y;
   // Least-squares fits of sinpi(y)/y and cospi(y) in y^2 on [0, 1/4];
   // absolute error below 6e-8 in float evaluation.
@@ -218,16 +240,18 @@ MFI_INLINE float uniform01(uint32_t x) {
 }
 
 // ------------------------------------------------------------ transforms
-// What the kernels compute from one block, by transform kind:
-//   kNormal:  out_l = scale * z_l, then + shift only where shift != 0 (so
-//             that glorot_normal & co. are exactly RNE(sigma * z))
-//   kUniform: out_l = min(shift + scale * v_l, upper)  (shift = low,
-//             scale = high - low, upper = the largest value of the output
-//             dtype below high: the half-open [low, high) that MLX
-//             documents survives the roundings)
-// The roundings are float32; no fma, as SPEC 3 prescribes. Callers test
-// `shift != 0` once, outside their loops, and pick normal_block or
-// shifted_normal_block.
+// What the kernels compute from one block, by transform variant:
+//   kNormal:        out_l = scale * z_l (one product: glorot_normal & co.
+//                   are exactly RNE(sigma * z); no "+ 0", which would turn
+//                   -0 into +0)
+//   kShiftedNormal: out_l = fma(scale, z_l, shift), one rounding (SPEC 3,
+//                   step 7)
+//   kUniform:       out_l = min(fma(scale, v_l, shift), upper)  (shift =
+//                   low, scale = high - low, upper = the largest value of
+//                   the output dtype below high: the half-open [low, high)
+//                   that MLX documents survives the roundings)
+// All in float32. Callers test `shift != 0` once, outside their loops
+// (transform_variant), and instantiate one kernel per variant.
 MFI_CONSTANT int kNormal = 0;
 MFI_CONSTANT int kUniform = 1;
 
@@ -247,16 +271,18 @@ MFI_INLINE Quad normal_block(Block x, float scale) {
 }
 
 MFI_INLINE Quad shifted_normal_block(Block x, float scale, float shift) {
-  Quad o = normal_block(x, scale);
-  o.v0 = o.v0 + shift;
-  o.v1 = o.v1 + shift;
-  o.v2 = o.v2 + shift;
-  o.v3 = o.v3 + shift;
+  Pair p0 = box_muller(x.x0, x.x1);
+  Pair p1 = box_muller(x.x2, x.x3);
+  Quad o;
+  o.v0 = fma_(scale, p0.even, shift);
+  o.v1 = fma_(scale, p0.odd, shift);
+  o.v2 = fma_(scale, p1.even, shift);
+  o.v3 = fma_(scale, p1.odd, shift);
   return o;
 }
 
 MFI_INLINE float uniform_value(uint32_t x, float scale, float shift, float upper) {
-  float v = shift + scale * uniform01(x);
+  float v = fma_(scale, uniform01(x), shift);
   return v < upper ? v : upper;
 }
 
@@ -321,3 +347,5 @@ MFI_INLINE uint16_t f32_to_bf16_bits(float f) {
 }
 
 } // namespace mfi
+
+#endif // MFI_FUSED_INIT_MATH_H

@@ -1,4 +1,5 @@
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,14 @@ from mlx.utils import tree_flatten
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # tests/reference.py
+
+# MFI_TEST_DEVICE=cpu runs the suite with the CPU as MLX's default device
+# (hosted macOS CI runners, whose GPU MLX cannot use). Set here, before any
+# test module creates streams on the default device.
+if os.environ.get("MFI_TEST_DEVICE") == "cpu":
+    mx.set_default_device(mx.cpu)
+elif os.environ.get("MFI_TEST_DEVICE") not in (None, ""):
+    raise RuntimeError("MFI_TEST_DEVICE must be 'cpu' or unset")
 
 
 @pytest.fixture(scope="session")

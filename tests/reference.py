@@ -113,10 +113,37 @@ def below(v: float, dtype_name: str) -> np.float32:
     return np.array(np.uint32(bits) << 16, dtype=np.uint32).view(np.float32)[()]
 
 
+def fma32(a, b, c) -> np.ndarray:
+    """Correctly rounded float32 fma(a, b, c) (one rounding), elementwise.
+
+    a * b of two float32 is exact in float64 (48 significant bits), but
+    p + c rounded to float64 and then to float32 can round twice wrongly.
+    So p + c is rounded to *odd* in float64 instead: s = RN64(p + c) with
+    its exact error from TwoSum (Knuth; exact in float64, no overflow for
+    float32 inputs); when the sum is inexact and s's last bit is even, the
+    other float64 neighbour of the exact sum (one step towards the error)
+    is the odd one. Rounding a round-to-odd value with 53 bits to 24 (or
+    fewer, for subnormals) bits is correct (Boldo & Melquiond, "Emulation
+    of FMA and correctly rounded sums: proved algorithms using rounding to
+    odd", 2008), so the final astype gives RN32(a * b + c).
+    tests/test_reference.py checks this against exact rational arithmetic.
+    """
+    a, b, c = (np.asarray(x, dtype=np.float32).astype(np.float64) for x in (a, b, c))
+    p = a * b  # exact
+    s = p + c
+    bb = s - p
+    err = (p - (s - bb)) + (c - bb)  # TwoSum: p + c == s + err exactly
+    even = (s.view(np.uint64) & np.uint64(1)) == 0
+    fix = (err != 0) & even
+    s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+    return s.astype(np.float32)
+
+
 def uniform_values(indices, key, low, high, dtype_name, subsequence=0):
     """The uniform stream, exactly: bounds rounded to the dtype (float32
-    first, as MLX's astype does), v = (x_l >> 8) * 2^-24, min(low + w * v,
-    largest value below high) in float32, then rounded to the dtype."""
+    first, as MLX's astype does), v = (x_l >> 8) * 2^-24, then
+    min(fma(w, v, low), largest value below high) in float32 (SPEC 3: one
+    rounding), then rounded to the dtype."""
     i = np.asarray(indices, dtype=np.uint64).ravel()
     _, _, lane, x = stream_words(i, key, subsequence)
     word = x[np.arange(i.size), lane]
@@ -124,7 +151,14 @@ def uniform_values(indices, key, low, high, dtype_name, subsequence=0):
     lo = round_to(np.float32(low), dtype_name)[()]
     hi = round_to(np.float32(high), dtype_name)[()]
     w = np.float32(np.float64(hi) - np.float64(lo))
-    out = lo + w * v  # float32 multiply, then float32 add
+    out = fma32(w, v, lo)
     upper = below(hi, dtype_name) if hi > lo else hi
     out = np.minimum(out, np.float32(upper))
+    return round_to(out, dtype_name)
+
+
+def shifted_normal_values(z32, sigma, mean, dtype_name):
+    """SPEC 3, step 7: RNE_dtype(fma(float32(sigma), z, float32(mean))) for
+    float32 draws z of the unit normal stream."""
+    out = fma32(np.float32(sigma), np.asarray(z32, dtype=np.float32), np.float32(mean))
     return round_to(out, dtype_name)

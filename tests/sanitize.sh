@@ -18,5 +18,8 @@ cxx=${CXX:-g++}
 preload="$("$cxx" -print-file-name=libasan.so):$("$cxx" -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# The tests' own C++ builds (the Metal shim, the scalar kernel driver) are
+# instrumented too: tests/shim_build.py reads this.
+export MFI_SHIM_SANITIZE=1
 if [ $# -eq 0 ]; then set -- tests; fi
 LD_PRELOAD="$preload" "$venv/bin/python" -m pytest -p no:cacheprovider "$@"

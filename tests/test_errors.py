@@ -133,3 +133,27 @@ def test_non_finite_scale_in_low_level_op(scale):
 def test_bad_philox_counters(counters):
     with pytest.raises(ValueError, match=r"\[philox4x32_10\] counters must be"):
         mfi.philox4x32_10(counters, mx.random.key(0))
+
+
+@pytest.mark.parametrize(
+    "shape, count",
+    [
+        ((2**31 - 1, 2**31 - 1), (2**31 - 1) ** 2),  # 2^64 - 2^34 + 4 bytes
+        ((2**30, 2**30, 2), 2**61),  # 2^63 bytes: one too many
+    ],
+)
+def test_output_too_large_for_mlx_is_refused_when_called(shape, count):
+    # A ValueError that names the shape and element count when the graph is
+    # built, not an allocation error with a huge byte count at eval. (Above
+    # 2^62 elements the stream's own limit answers first.)
+    with pytest.raises(ValueError, match=r"\[normal\] the output of shape \(") as e:
+        mfi.normal()(mx.zeros(shape))
+    assert f" has {count} elements ({4 * count} bytes as float32)" in str(e.value)
+    assert "more than an MLX array can hold" in str(e.value)
+
+
+def test_output_just_below_the_byte_limit_is_accepted():
+    # (2^31 - 1)^2 bfloat16 elements: 2^63 - 2^33 + 2 bytes, a valid (lazy,
+    # never evaluated) node.
+    out = mfi.normal(dtype=mx.bfloat16)(mx.zeros((2**31 - 1, 2**31 - 1)), key=mx.random.key(0))
+    assert out.shape == (2**31 - 1, 2**31 - 1)

@@ -13,7 +13,7 @@ from scipy import stats
 import mlx_fused_init as mfi
 from mlx_fused_init import _ext
 from conftest import bits, to_numpy
-from reference import flat_indices, normal_z, round_to, uniform_values
+from reference import flat_indices, normal_z, round_to, shifted_normal_values, uniform_values
 
 NAMES = ["normal", "uniform", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform"]
 KEY = mx.random.key(31)
@@ -115,6 +115,24 @@ def test_normal_matches_reference(mean, std):
     # SPEC 3's bound on std * z, plus half an ulp of the mean's addition.
     tol = 4e-6 * std + np.spacing(np.float32(abs(mean) + 7 * std))
     assert np.abs(out - (mean + std * z)).max() <= tol
+
+
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+@pytest.mark.parametrize("mean, std", [(0.5, 1.7), (-3.0, 0.01), (1.0, 1.0e-3), (0.125, 3.0)])
+def test_normal_with_mean_is_one_fma_of_the_unit_draw(mean, std, dtype):
+    # SPEC 3, step 7: RNE_dtype(fma(std, z, mean)), one rounding; z is the
+    # float32 unit draw with the same key (scale 1 rounds nothing). The
+    # reference fma is exact (reference.fma32), so this pins the rounding:
+    # std * z rounded, then + mean, differs in the last bit here and there
+    # (see the count below).
+    shape = (61, 67)
+    z = to_numpy(mfi.normal(0.0, 1.0)(mx.zeros(shape), key=KEY))
+    out = mfi.normal(mean, std, dtype)(mx.zeros(shape), key=KEY)
+    want = shifted_normal_values(z, std, mean, DTYPE_NAMES[dtype])
+    np.testing.assert_array_equal(to_numpy(out).view(np.uint32), want.view(np.uint32))
+    if dtype == mx.float32:
+        two_roundings = np.float32(std) * z + np.float32(mean)
+        assert np.any(two_roundings.view(np.uint32) != want.view(np.uint32))
 
 
 @pytest.mark.parametrize(

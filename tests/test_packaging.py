@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mlx.core as mx
+import pytest
 
 import mlx_fused_init as mfi
 from mlx_fused_init import _build_info, _ext
@@ -67,6 +68,33 @@ def test_main_job_runs_and_reports(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Philox4x32-10 known answers (Random123): ok" in r.stdout
     assert "M samples/s" in r.stdout and "ratio" in r.stdout
+
+
+def test_main_job_reports_where_the_gpu_kernels_come_from(monkeypatch):
+    from mlx_fused_init import selfcheck
+
+    kind, detail = _ext.metal_kernel_origin()
+    lines = selfcheck.metal_report()
+    if kind == "none":
+        assert not mfi.built_with_metal()
+        assert lines == ["  Metal kernels: not in this build (CPU only)"]
+        return
+    monkeypatch.setenv("MLX_FUSED_INIT_METAL_JIT", "1")
+    lines = selfcheck.metal_report()
+    if kind == "metallib":
+        assert lines[0] == f"  Metal kernels: metallib, loaded from {detail}"
+    else:
+        assert lines[0].startswith("  Metal kernels: compiled at first GPU use from the embedded source")
+        assert lines[1].startswith("  metallib: ")
+    assert lines[-1] == "  MLX_FUSED_INIT_METAL_JIT: 1"
+
+
+def test_main_job_refuses_a_gpu_it_does_not_have(tmp_path):
+    if mfi.built_with_metal():
+        pytest.skip("this build has Metal kernels: --device gpu is valid here")
+    r = subprocess.run([sys.executable, "-m", "mlx_fused_init", "--device", "gpu"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no Metal back-end" in r.stderr
 
 
 def test_type_information_is_installed():

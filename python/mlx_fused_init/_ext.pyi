@@ -10,7 +10,8 @@ def fused_init(key: mlx.core.array, shape: Sequence[int], dtype: mlx.core.Dtype,
     Low-level fused initializer node (use the initializers instead).
 
     Builds a lazy array holding elements of the stream of SPEC section 3:
-    kind 0 is normal (scale * z + shift; scale and shift rounded to float32),
+    kind 0 is normal (scale * z, or fma(scale, z, shift) when shift != 0; scale
+    and shift rounded to float32),
     kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does).
     """
 
@@ -29,7 +30,7 @@ def philox4x32_10(counters: mlx.core.array, key: mlx.core.array, *, stream: mlx.
 
 def uniform_bounds(low: float, high: float, dtype: mlx.core.Dtype) -> tuple[float, float, float]:
     """
-    (shift, scale, upper) of a uniform draw on [low, high): values are min(shift + scale * v, upper), v = (x >> 8) * 2^-24, in float32.
+    (shift, scale, upper) of a uniform draw on [low, high): values are min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32.
     """
 
 def set_cpu_kernel(name: str) -> None:
@@ -49,5 +50,15 @@ def num_threads() -> int:
 
 def built_with_metal() -> bool:
     """Whether this build carries the Metal kernels."""
+
+def metal_kernel_source() -> str:
+    """
+    The self-contained Metal kernel source (metal/fused_init.metal with its headers inlined), generated at build time on every platform: what the GPU path compiles at run time when it has no metallib.
+    """
+
+def metal_kernel_origin() -> tuple[str, str]:
+    """
+    (kind, detail): where the GPU kernels come from in this process: 'metallib' (detail: its path), 'jit' (compiled at first use from metal_kernel_source(); detail: why) or 'none' (no Metal back-end).
+    """
 
 mlx_version_built_against: str

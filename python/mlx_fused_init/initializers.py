@@ -112,7 +112,8 @@ def normal(
     r"""Samples from a normal distribution, fused (:func:`mlx.nn.init.normal`).
 
     Returns ``init(a, *, key=None, stream=None, full_shape=None, start=None,
-    subsequence=0)``: ``mean + std * z`` with ``a``'s shape. The keyword
+    subsequence=0)``: ``mean + std * z`` with ``a``'s shape, computed as one
+    fused multiply-add ``fma(std, z, mean)`` when ``mean != 0``. The keyword
     arguments are those of :func:`glorot_normal`.
     """
     name = "normal"
@@ -134,8 +135,9 @@ def uniform(
     (:func:`mlx.nn.init.uniform`).
 
     As in MLX, ``low`` and ``high`` are first rounded to ``dtype``. Each
-    value is ``min(low + (high - low) * v, largest dtype value below high)``
-    in float32, with ``v = (x >> 8) * 2^-24`` from one Philox word.
+    value is ``min(fma(high - low, v, low), largest dtype value below high)``
+    in float32 (one rounding), with ``v = (x >> 8) * 2^-24`` from one Philox
+    word.
     Returns ``init(a, *, key=None, stream=None, full_shape=None, start=None,
     subsequence=0)``.
     """

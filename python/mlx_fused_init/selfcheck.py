@@ -1,7 +1,9 @@
 """The main job, ``python -m mlx_fused_init``: what is installed, whether it
 computes what it should on this machine, and how fast against stock MLX."""
 
+import argparse
 import math
+import os
 import platform
 import sys
 import time
@@ -32,6 +34,23 @@ PHILOX_KAT = (
 
 def metal_library() -> Path:
     return Path(_ext.__file__).with_name("mlx_fused_init.metallib")
+
+
+def metal_report() -> list:
+    """Where the GPU kernels come from (README, "Trying it on a Mac")."""
+    kind, detail = _ext.metal_kernel_origin()
+    lib = metal_library()
+    if kind == "none":
+        return ["  Metal kernels: not in this build (CPU only)"]
+    lines = []
+    if kind == "metallib":
+        lines.append(f"  Metal kernels: metallib, loaded from {detail}")
+    else:
+        lines.append(f"  Metal kernels: compiled at first GPU use from the embedded source ({detail})")
+        lines.append(f"  metallib: {lib} {'found' if lib.exists() else 'absent'}")
+    jit = os.environ.get("MLX_FUSED_INIT_METAL_JIT")
+    lines.append(f"  MLX_FUSED_INIT_METAL_JIT: {jit if jit is not None else 'unset'}")
+    return lines
 
 
 def check_philox(stream) -> list:
@@ -111,18 +130,26 @@ def benchmark(stream, shape=(4096, 4096), reps=5) -> tuple:
     return n / t_fused / 1e6, n / t_stock / 1e6
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlx_fused_init",
+        description="Versions, where the GPU kernels come from, a self-check and a speed check.")
+    parser.add_argument(
+        "--device", choices=["cpu", "gpu"], default=None,
+        help="run the checks on this device (default: MLX's default device)")
+    args = parser.parse_args(argv)
+    if args.device == "gpu" and not _ext.built_with_metal():
+        print("--device gpu: this build of mlx-fused-init has no Metal back-end", file=sys.stderr)
+        return 2
+    if args.device is not None:
+        mx.set_default_device(mx.cpu if args.device == "cpu" else mx.gpu)
     stream = mx.default_stream(mx.default_device())
     print(f"mlx-fused-init {__version__}")
     print(f"  MLX {mx.__version__} (built against {_ext.mlx_version_built_against})")
     print(f"  Python {platform.python_version()} on {platform.system()} {platform.machine()}")
     print(f"  default device: {mx.default_device()}")
-    lib = metal_library()
-    if _ext.built_with_metal():
-        found = "found" if lib.exists() else "MISSING"
-        print(f"  Metal kernels: built in; library {lib} {found}")
-    else:
-        print("  Metal kernels: not in this build (CPU only)")
+    for line in metal_report():
+        print(line)
     print(f"  CPU kernel: {_ext.cpu_kernel()} (available: {_ext.available_cpu_kernels()}), "
           f"{_ext.num_threads()} threads")
 

@@ -1,10 +1,20 @@
-// Runs metal/fused_init.metal on the CPU: compiled with include/metal_stdlib
+// Runs the Metal kernel source on the CPU: compiled with include/metal_stdlib
 // in place of Metal's, it calls the kernel function once for every thread
 // of the dispatch that the host code (csrc/metal_dispatch.h) plans, and
 // exposes a C API that tests/test_metal_shim.py calls through ctypes.
+//
+// The kernel source is metal/fused_init.metal, or, with
+// -DMFI_SHIM_KERNEL_SOURCE="path", any other file: the tests pass the
+// embedded source of the extension (_ext.metal_kernel_source(), written to
+// a file), the very text the GPU path compiles at run time.
+//
+// Every output buffer the kernels write lies between two guard regions
+// filled with canary bytes; a dispatch that changes one fails with an
+// "out-of-bounds write" error (an index one past the end, say).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -15,9 +25,8 @@
 // that the header takes its Metal branch everywhere in this file.
 #include <metal_stdlib>
 
-#include "fused_init_params.h"
-
 namespace mfi {
+struct MetalParams;
 struct DispatchPlan;
 }
 
@@ -42,12 +51,17 @@ void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
 
 } // namespace
 
-// Each instantiation in the .metal file registers itself under its name.
+// Each instantiation in the kernel source registers itself under its name,
+// whatever the dtypes and transform variants it lists.
 #define MFI_INSTANTIATE_FUSED_INIT(tname, T, vname, V) \
   static const bool mfi_registered_##tname##_##vname = \
       register_kernel("fused_init_" #tname "_" #vname, &run_grid<T, V>);
 
+#if defined(MFI_SHIM_KERNEL_SOURCE)
+#include MFI_SHIM_KERNEL_SOURCE
+#else
 #include "fused_init.metal"
+#endif
 
 // The host-side code of csrc/, exactly as metal_backend.cpp uses it.
 #include "fill_job.h"
@@ -71,6 +85,54 @@ void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
   }
 }
 
+// An output buffer with kGuard canary bytes on each side. Large enough for
+// a whole stray vec<T, 4> store and then some; ASan (tests/sanitize.sh)
+// covers anything farther away.
+class Guarded {
+ public:
+  static constexpr size_t kGuard = 256;
+
+  explicit Guarded(size_t bytes) : bytes_(bytes), buf_(bytes + 2 * kGuard) {
+    for (size_t i = 0; i < buf_.size(); ++i) {
+      buf_[i] = canary(i);
+    }
+  }
+  void* data() {
+    return buf_.data() + kGuard;  // 16-byte aligned, as vector<T, 4> stores need
+  }
+  // Throws when a guard byte changed; names the first one.
+  void check() const {
+    for (size_t i = 0; i < kGuard; ++i) {
+      if (buf_[kGuard - 1 - i] != canary(kGuard - 1 - i)) {
+        throw std::runtime_error("out-of-bounds write: byte " + std::to_string(i + 1) +
+                                 " before the output changed");
+      }
+      size_t j = kGuard + bytes_ + i;
+      if (buf_[j] != canary(j)) {
+        throw std::runtime_error("out-of-bounds write: byte " + std::to_string(i) +
+                                 " after the end of the output (" + std::to_string(bytes_) +
+                                 " bytes) changed");
+      }
+    }
+  }
+  void copy_to(void* out) const {
+    std::memcpy(out, buf_.data() + kGuard, bytes_);
+  }
+
+ private:
+  // Not one repeated byte: a stray store of any value is unlikely to
+  // reproduce it.
+  static unsigned char canary(size_t i) {
+    return static_cast<unsigned char>(0xA5u ^ (i * 37u) ^ (i >> 8));
+  }
+  size_t bytes_;
+  std::vector<unsigned char> buf_;
+};
+
+size_t item_size(mfi::OutType t) {
+  return t == mfi::OutType::Float32 ? 4 : 2;
+}
+
 } // namespace
 
 extern "C" {
@@ -79,7 +141,7 @@ extern "C" {
 // Returns 0, or -1 with a message in err.
 int mfi_shim_fused_init(
     int out_type, int kind, float scale, float shift, float upper, uint64_t subsequence,
-    const uint32_t* key, uint32_t key_stride, int ndim, const int64_t* full_shape,
+    const uint32_t* key, int32_t key_stride, int ndim, const int64_t* full_shape,
     const int64_t* start, const int64_t* shape, uint64_t max_group, void* out,
     char* err, int err_len) {
   try {
@@ -96,11 +158,11 @@ int mfi_shim_fused_init(
     sp.shift = shift;
     sp.upper = upper;
     mfi::MetalParams params = mfi::make_metal_params(sp, layout, key_stride);
-    std::string name = mfi::metal_kernel_name(
-        static_cast<mfi::OutType>(out_type), mfi::transform_variant(kind, shift));
+    auto type = static_cast<mfi::OutType>(out_type);
+    std::string name = mfi::metal_kernel_name(type, mfi::transform_variant(kind, shift));
     auto it = registry().find(name);
     if (it == registry().end()) {
-      throw std::runtime_error("no kernel named " + name + " in fused_init.metal");
+      throw std::runtime_error("no kernel named " + name + " in the kernel source");
     }
     // MTL encoders get at least one element for an empty vector.
     std::vector<int64_t> extent = layout.outer_extent;
@@ -108,7 +170,10 @@ int mfi_shim_fused_init(
     extent.resize(std::max<size_t>(1, extent.size()), 1);
     stride.resize(std::max<size_t>(1, stride.size()), 0);
     mfi::DispatchPlan plan = mfi::plan_fused_init(params.size, max_group);
-    it->second(out, params, extent.data(), stride.data(), key, plan);
+    Guarded buffer(static_cast<size_t>(params.size) * item_size(type));
+    it->second(buffer.data(), params, extent.data(), stride.data(), key, plan);
+    buffer.check();
+    buffer.copy_to(out);
     return 0;
   } catch (const std::exception& e) {
     std::snprintf(err, err_len, "%s", e.what());
@@ -116,7 +181,7 @@ int mfi_shim_fused_init(
   }
 }
 
-// Space-separated names of the kernels the .metal file instantiates.
+// Space-separated names of the kernels the source instantiates.
 void mfi_shim_registered_names(char* buf, int len) {
   std::string names;
   for (const auto& kv : registry()) {
@@ -125,24 +190,50 @@ void mfi_shim_registered_names(char* buf, int len) {
   std::snprintf(buf, len, "%s", names.c_str());
 }
 
-// The name the host code asks MLX for.
+// The name the host code asks MLX for ("" if the host refuses).
 void mfi_shim_host_name(int out_type, int variant, char* buf, int len) {
-  std::snprintf(buf, len, "%s",
-                mfi::metal_kernel_name(static_cast<mfi::OutType>(out_type), variant).c_str());
+  try {
+    std::snprintf(buf, len, "%s",
+                  mfi::metal_kernel_name(static_cast<mfi::OutType>(out_type), variant).c_str());
+  } catch (const std::exception&) {
+    std::snprintf(buf, len, "%s", "");
+  }
 }
 
-// The steps of Philox4x32::eval_gpu.
-void mfi_shim_philox(const uint32_t* counters, const uint32_t* key, uint32_t key_stride,
-                     uint32_t rows, uint64_t max_group, uint32_t* out) {
-  mfi::DispatchPlan plan = mfi::plan_philox(rows, max_group);
-  uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
-  for (uint64_t g = 0; g < groups; ++g) {
-    for (uint64_t t = 0; t < plan.group; ++t) {
-      uint64_t gid = g * plan.group + t;
-      if (gid < plan.threads) {
-        philox4x32_10_blocks(out, counters, key, key_stride, rows, static_cast<uint>(gid));
+// The grid the host plans for `size` elements; -1 where it refuses.
+int mfi_shim_plan(uint64_t size, uint64_t max_group, uint64_t* threads, uint64_t* group) {
+  try {
+    mfi::DispatchPlan plan = mfi::plan_fused_init(size, max_group);
+    *threads = plan.threads;
+    *group = plan.group;
+    return 0;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+// The steps of Philox4x32::eval_gpu. Returns 0, or -1 with a message.
+int mfi_shim_philox(const uint32_t* counters, const uint32_t* key, int32_t key_stride,
+                    uint32_t rows, uint64_t max_group, uint32_t* out, char* err, int err_len) {
+  try {
+    mfi::DispatchPlan plan = mfi::plan_philox(rows, max_group);
+    Guarded buffer(static_cast<size_t>(rows) * 4 * sizeof(uint32_t));
+    auto* o = static_cast<uint32_t*>(buffer.data());
+    uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
+    for (uint64_t g = 0; g < groups; ++g) {
+      for (uint64_t t = 0; t < plan.group; ++t) {
+        uint64_t gid = g * plan.group + t;
+        if (gid < plan.threads) {
+          philox4x32_10_blocks(o, counters, key, key_stride, rows, static_cast<uint>(gid));
+        }
       }
     }
+    buffer.check();
+    buffer.copy_to(out);
+    return 0;
+  } catch (const std::exception& e) {
+    std::snprintf(err, err_len, "%s", e.what());
+    return -1;
   }
 }
 
