@@ -48,6 +48,7 @@ from .initializers import (  # noqa: E402
 from .constant import constant, ones, zeros  # noqa: E402
 from .model import init_model, param_subsequence, stacked_expert_layers  # noqa: E402
 from .sharding import init_sharded, shard, shard_ranges  # noqa: E402
+from .truncated import truncated_normal, variance_scaling  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,8 @@ __all__ = [
     "shard",
     "shard_ranges",
     "stacked_expert_layers",
+    "truncated_normal",
     "uniform",
+    "variance_scaling",
     "zeros",
 ]

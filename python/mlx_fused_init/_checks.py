@@ -131,3 +131,17 @@ def subsequence(value, name: str) -> int:
     if not 0 <= value < 2**64:
         raise ValueError(f"[{name}] subsequence must be in [0, 2^64), but got {value}.")
     return int(value)
+
+
+def bound(value, arg: str, name: str) -> float:
+    """A real number that may be infinite (an interval's end), not NaN."""
+    if isinstance(value, mx.array) and value.size == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"[{name}] {arg} must be a real number, but got {type(value).__name__}."
+        )
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"[{name}] {arg} must not be NaN.")
+    return value
