@@ -21,10 +21,10 @@ namespace mx = mlx::core;
 
 // Everything besides the key that decides the output of a fused init.
 struct InitSpec {
-  int kind = 0;         // kNormal or kUniform (fused_init_math.h)
+  int kind = 0;         // kNormal, kUniform or kTruncatedNormal (fused_init_math.h)
   float scale = 1.0f;   // sigma, or high - low
   float shift = 0.0f;   // mean, or low
-  float upper = 0.0f;   // uniform: the largest output value (set by the op)
+  float upper = 0.0f;   // uniform, truncated normal: the largest output value
   // Truncated normal (set_truncated_normal): smallest output value and the
   // per-call probabilities of mfi::Truncation (fused_init_math.h).
   float lower = 0.0f;

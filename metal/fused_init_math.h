@@ -228,6 +228,8 @@ MFI_INLINE float uniform01(uint32_t x) {
 // The roundings are float32; no fma, as SPEC 3 prescribes. Callers test
 // `shift != 0` once, outside their loops, and pick normal_block or
 // shifted_normal_block.
+//   kTruncatedNormal (3): one lane per element, by inverse CDF; see
+//             truncated_normal_value below.
 MFI_CONSTANT int kNormal = 0;
 MFI_CONSTANT int kUniform = 1;
 
@@ -300,8 +302,9 @@ MFI_INLINE float quad_lane(Quad q, uint32_t lane) {
 //   on the host in float64 (csrc/fused_init.cpp): p is the element's lower
 //   tail probability and c its upper one, each with full relative precision;
 //   z = ndtri_lower(p) if p <= c, else -ndtri_lower(c);
-//   out = min(max(RN(scale * z + shift), lower), upper)   (fma), lower and
-//   upper the bounds rounded inward to the output dtype.
+//   out = max(min(RN(scale * z + shift), upper), lower)   (fma), lower and
+//   upper the bounds rounded inward to the output dtype, so that rounding
+//   to the dtype afterwards stays inside [a, b].
 
 // x * Q(w) with x = 1 - 2t, w = -ln(4 t (1 - t)): Giles' form of erfinv
 // ("Approximating the erfinv function", GPU Computing Gems, 2011), with

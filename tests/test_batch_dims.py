@@ -111,3 +111,14 @@ def test_the_rule_extends_to_other_class_names(monkeypatch):
     stacked = params(mfi.init_model(m, mfi.he_normal(), key=KEY))["moe.weight"]
     assert abs(np.std(np.array(stacked)) - 1 / math.sqrt(IN)) < 0.01 / math.sqrt(IN)
     assert abs(np.std(np.array(plain)) - 1 / math.sqrt(OUT * IN)) < 0.01 / math.sqrt(OUT * IN)
+
+
+@pytest.mark.parametrize("factory", [
+    mfi.glorot_normal, mfi.glorot_uniform, mfi.he_normal, mfi.he_uniform, mfi.variance_scaling,
+    mfi.normal, mfi.uniform, mfi.truncated_normal, mfi.zeros, mfi.ones])
+def test_every_initializer_takes_batch_dims_keyword_only(factory):
+    # init_model passes batch_dims=1 to whatever initializer a rule names.
+    import inspect
+
+    p = inspect.signature(factory()).parameters["batch_dims"]
+    assert p.kind is inspect.Parameter.KEYWORD_ONLY and p.default == 0

@@ -89,7 +89,7 @@ def test_filter_applies_before_rules():
     ({3: mfi.normal()}, TypeError, r"\[init_model\] rule 0: the pattern must be"),
     ({int: mfi.normal()}, TypeError, r"\[init_model\] rule 0: the pattern must be"),
     ([("*",)], TypeError, r"\[init_model\] rule 0 must be a \(pattern, initializer\) pair"),
-    ({"*": nn.init.normal()}, TypeError, r"\[init_model\] \[rule '\*'\] initializer must be"),
+    ({"*": nn.init.normal()}, TypeError, r"\[init_model\] rule '\*': the initializer must be one of"),
 ])
 def test_bad_rules(rules, exc, match):
     with pytest.raises(exc, match=match):
@@ -128,3 +128,12 @@ def test_constant_does_not_advance_the_global_state():
 def test_constant_bad_arguments(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_constant_signature_matches_stock():
+    import inspect
+
+    ours, theirs = inspect.signature(mfi.constant), inspect.signature(nn.init.constant)
+    assert list(ours.parameters) == list(theirs.parameters)
+    assert [p.default for p in ours.parameters.values()] == [
+        p.default for p in theirs.parameters.values()]

@@ -129,8 +129,11 @@ def parse_rules(rules: Rules, name: str) -> list:
             raise TypeError(
                 f"[{name}] rule {i}: the pattern must be an fnmatch string over the "
                 f"parameter path or an nn.Module subclass, but got {pattern!r}.")
-        if init is not None:
-            check_initializer(init, f"{name}] [rule {pattern!r}")
+        if init is not None and not hasattr(init, "__mlx_fused_init__"):
+            raise TypeError(
+                f"[{name}] rule {pattern!r}: the initializer must be one of mlx_fused_init's "
+                f"initializers (e.g. mlx_fused_init.normal(0.0, 0.02)) or None, but got "
+                f"{init!r}: it needs the key=, subsequence= and window arguments.")
         out.append((pattern, init))
     return out
 
