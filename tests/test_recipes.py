@@ -122,16 +122,28 @@ def test_bad_recipe_arguments(call, match):
         call()
 
 
-def test_moe_experts_get_their_per_expert_law():
-    # Qwen3-MoE: SwitchLinear weights (experts, out, in). He normal per
-    # expert is 1/sqrt(in); MLX's plain fan rule would give 1/sqrt(out*in).
+def qwen3_moe_model():
     args = qwen3_moe.ModelArgs(
         model_type="qwen3_moe", hidden_size=128, num_hidden_layers=1, intermediate_size=256,
         num_attention_heads=4, num_experts=8, num_experts_per_tok=2, decoder_sparse_step=1,
         mlp_only_layers=[], moe_intermediate_size=96, rms_norm_eps=1e-5, vocab_size=256,
         num_key_value_heads=2, head_dim=32, rope_theta=1e4, tie_word_embeddings=False,
         max_position_embeddings=64, norm_topk_prob=True)
-    p = arrays(mfi.init_model(qwen3_moe.Model(args), mfi.he_normal(), key=KEY))
+    return qwen3_moe.Model(args)
+
+
+def test_llama_recipe_covers_moe_experts():
+    # Qwen3MoePreTrainedModel._init_weights: experts and router normal(0, r).
+    p = arrays(mfi.init_model(qwen3_moe_model(), mfi.recipes.llama(), key=KEY))
+    assert sum(".switch_mlp." in path for path in p) == 3
+    for path, x in p.items():
+        check_law(path, x, llama_law(path))
+
+
+def test_moe_experts_get_their_per_expert_law():
+    # Qwen3-MoE: SwitchLinear weights (experts, out, in). He normal per
+    # expert is 1/sqrt(in); MLX's plain fan rule would give 1/sqrt(out*in).
+    p = arrays(mfi.init_model(qwen3_moe_model(), mfi.he_normal(), key=KEY))
     experts = {k: v for k, v in p.items() if ".switch_mlp." in k}
     assert len(experts) == 3
     for path, x in experts.items():

@@ -46,13 +46,18 @@ def llama(initializer_range: float = 0.02, dtype: mx.Dtype = mx.float32) -> list
     configuration has ``initializer_range = 0.02`` and no padding index, so
     no embedding row is zeroed. On mlx-lm's ``mlx_lm.models.llama`` (and
     Mistral, Qwen2/3, ... with the same layer types): ``embed_tokens``,
-    ``q/k/v/o_proj``, ``gate/up/down_proj``, ``lm_head``, the norms.
-    Parameters of other layer types are left alone.
+    ``q/k/v/o_proj``, ``gate/up/down_proj``, ``lm_head``, the norms. The
+    stacked experts of mixture-of-experts models (mlx-lm's ``switch_mlp``:
+    Qwen3-MoE, Mixtral, ...) get the same ``normal(0, initializer_range)``,
+    as ``Qwen3MoePreTrainedModel._init_weights``
+    (``models/qwen3_moe/modeling_qwen3_moe.py``) gives its experts and
+    router. Parameters of other layer types are left alone.
     """
     name = "recipes.llama"
     std = _std(initializer_range, "initializer_range", name)
     w = normal(0.0, std, dtype)
-    return [("*.bias", zeros(dtype)), (nn.Linear, w), (nn.Embedding, w)] + _norm_rules(dtype)
+    return ([("*.bias", zeros(dtype)), ("*.switch_mlp.*", w), (nn.Linear, w),
+             (nn.Embedding, w)] + _norm_rules(dtype))
 
 
 def gpt2(n_layer: int, initializer_range: float = 0.02, dtype: mx.Dtype = mx.float32) -> list:
