@@ -315,9 +315,29 @@ MFI_INLINE float quad_lane(Quad q, uint32_t lane) {
 //   sqrt(w) - 3.25       for w in [6.25, 16)      (t > 2.8e-8)
 //   sqrt(w) - 6          for w in [16, 76.5]      (t >= Phi(-12) = 1.8e-33)
 // The branch is taken by selecting coefficients, so vector code runs one
-// Horner chain for every lane.
-MFI_INLINE float tn_pick(bool b0, bool b1, float a, float b, float c) {
-  return b0 ? a : (b1 ? b : c);
+// Horner chain for every lane. The selections are bit masks: GCC will not
+// if-convert (hence not vectorize) this many ?: chains.
+struct TnBranch {
+  uint32_t m0, m1, m2;  // all ones for the branch taken, else zero
+};
+
+MFI_INLINE TnBranch tn_branch(float w) {
+  uint32_t b0 = 0u - static_cast<uint32_t>(w < 6.25f);
+  uint32_t b1 = 0u - static_cast<uint32_t>(w < 16.0f);
+  TnBranch m;
+  m.m0 = b0;
+  m.m1 = ~b0 & b1;
+  m.m2 = ~b1;
+  return m;
+}
+
+MFI_INLINE float tn_pick(TnBranch m, float a, float b, float c) {
+  return as_float((as_uint(a) & m.m0) | (as_uint(b) & m.m1) | (as_uint(c) & m.m2));
+}
+
+// v if the mask is all ones, else u.
+MFI_INLINE float tn_select(uint32_t mask, float v, float u) {
+  return as_float((as_uint(v) & mask) | (as_uint(u) & ~mask));
 }
 
 // Phi^-1(t) for t in [Phi(-12), 1/2 + 2^-24]: a value <= 0 (up to a rounding
@@ -327,20 +347,19 @@ MFI_INLINE float ndtri_lower(float t) {
   float v = 4.0f * fma_(-t, t, t);             // 4 (t - t^2), exact scaling
   float w = 0.5f * minus_two_log(v);           // -ln v >= 0
   float s = sqrt_rn(w);
-  bool b0 = w < 6.25f;
-  bool b1 = w < 16.0f;
-  float arg = b0 ? w - 3.125f : (b1 ? s - 3.25f : s - 6.0f);
-  float q = tn_pick(b0, b1, 9.30840793e-10f, -5.7371908e-05f, 1.71137915e-09f);
-  q = fma_(q, arg, tn_pick(b0, b1, -6.50823173e-09f, 0.000115241404f, -1.440785e-08f));
-  q = fma_(q, arg, tn_pick(b0, b1, -3.4889684e-08f, 2.78326661e-05f, 5.89317182e-08f));
-  q = fma_(q, arg, tn_pick(b0, b1, 6.01801503e-07f, -0.000510998885f, -2.68825886e-07f));
-  q = fma_(q, arg, tn_pick(b0, b1, -1.96347128e-06f, 0.00134984951f, 1.52582936e-06f));
-  q = fma_(q, arg, tn_pick(b0, b1, -1.96379024e-05f, -0.00238558929f, -7.62974196e-06f));
-  q = fma_(q, arg, tn_pick(b0, b1, 0.000264159258f, 0.00352323265f, 3.05894755e-05f));
-  q = fma_(q, arg, tn_pick(b0, b1, -0.00104750972f, -0.00530519802f, -6.06578578e-05f));
-  q = fma_(q, arg, tn_pick(b0, b1, -0.00853296742f, 0.00759562803f, -0.00066874153f));
-  q = fma_(q, arg, tn_pick(b0, b1, 0.339634955f, 1.42165089f, 1.4277972f));
-  q = fma_(q, arg, tn_pick(b0, b1, 2.33862066f, 4.36127281f, 8.2871685f));
+  TnBranch br = tn_branch(w);
+  float arg = tn_pick(br, w - 3.125f, s - 3.25f, s - 6.0f);
+  float q = tn_pick(br, 9.30840793e-10f, -5.7371908e-05f, 1.71137915e-09f);
+  q = fma_(q, arg, tn_pick(br, -6.50823173e-09f, 0.000115241404f, -1.440785e-08f));
+  q = fma_(q, arg, tn_pick(br, -3.4889684e-08f, 2.78326661e-05f, 5.89317182e-08f));
+  q = fma_(q, arg, tn_pick(br, 6.01801503e-07f, -0.000510998885f, -2.68825886e-07f));
+  q = fma_(q, arg, tn_pick(br, -1.96347128e-06f, 0.00134984951f, 1.52582936e-06f));
+  q = fma_(q, arg, tn_pick(br, -1.96379024e-05f, -0.00238558929f, -7.62974196e-06f));
+  q = fma_(q, arg, tn_pick(br, 0.000264159258f, 0.00352323265f, 3.05894755e-05f));
+  q = fma_(q, arg, tn_pick(br, -0.00104750972f, -0.00530519802f, -6.06578578e-05f));
+  q = fma_(q, arg, tn_pick(br, -0.00853296742f, 0.00759562803f, -0.00066874153f));
+  q = fma_(q, arg, tn_pick(br, 0.339634955f, 1.42165089f, 1.4277972f));
+  q = fma_(q, arg, tn_pick(br, 2.33862066f, 4.36127281f, 8.2871685f));
   return -(x * q);
 }
 
@@ -359,9 +378,9 @@ MFI_INLINE float truncated_normal_value(uint32_t word, float scale, float shift,
   float u = fma_(static_cast<float>(word >> 9), kTwoM23, kTwoM24);  // exact
   float p = fma_(u, tr.width, tr.p_lo);
   float c = fma_(1.0f - u, tr.width, tr.c_hi);
-  bool lower_tail = p <= c;
-  float z = ndtri_lower(lower_tail ? p : c);
-  z = lower_tail ? z : -z;
+  uint32_t lower_tail = 0u - static_cast<uint32_t>(p <= c);
+  float z = ndtri_lower(tn_select(lower_tail, p, c));
+  z = tn_select(lower_tail, z, -z);
   float v = fma_(scale, z, shift);
   v = v < upper ? v : upper;
   return v > tr.lower ? v : tr.lower;
