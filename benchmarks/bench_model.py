@@ -12,12 +12,15 @@ are dropped after each layer unless ``--keep`` (float32 7B weights need
     python benchmarks/bench_model.py
     python benchmarks/bench_model.py --layers 32 --dtype bfloat16
     python benchmarks/bench_model.py --init-model   # nn.Module + init_model
+    python benchmarks/bench_model.py --mlx-lm llama  # mlx-lm's Llama-3-8B, recipes.llama()
 
-Writes benchmarks/results/bench_model.json.
+Writes benchmarks/results/bench_model.json (--mlx-lm: bench_model_mlx_lm_llama*.json,
+see _mlx_lm_model.py).
 """
 
 import argparse
 import math
+import os
 import sys
 import time
 
@@ -146,6 +149,30 @@ def whole_model(args, dtype) -> dict:
     return results
 
 
+def mlx_lm_model(args, dtype, meta, command, argv) -> int:
+    import _mlx_lm_model
+
+    layers = args.layers if "--layers" in (argv if argv is not None else sys.argv[1:]) else 32
+    print(f"{meta['cpu']} ({meta['cores']} cores, CPU kernel {meta['cpu_kernel']}), MLX "
+          f"{meta['mlx']}: mlx-lm Llama-3-8B config, {layers} layer(s), {args.dtype}")
+    load_before = os.getloadavg()  # other work on the machine skews both contestants
+    results = _mlx_lm_model.run(layers, dtype, args.no_stock)
+    for name, r in results.items():
+        print(f"{name:20s} {r['seconds']:8.2f} s  {r['params'] / r['seconds'] / 1e6:8.1f} M params/s"
+              f"  peak {r['peak_memory_bytes'] / 2**30:6.2f} GiB", flush=True)
+    if len(results) == 2:
+        f, s = results["fused recipes.llama"], results["stock mlx-lm"]
+        print(f"fused takes {f['seconds'] / s['seconds']:.3f} of stock's time "
+              f"({s['seconds'] / f['seconds']:.1f}x faster), peak memory "
+              f"{f['peak_memory_bytes'] / s['peak_memory_bytes']:.2f} of stock's")
+    suffix = "" if layers == 32 else f"_{layers}layers"
+    write_json(f"bench_model_mlx_lm_llama_{args.dtype}{suffix}", {
+        "machine": meta, "command": command, "layers": layers, "dtype": args.dtype,
+        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "results": results})
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--layers", type=int, default=1)
@@ -154,11 +181,16 @@ def main(argv=None) -> int:
     p.add_argument("--no-stock", action="store_true", help="skip stock MLX (slow for 32 layers)")
     p.add_argument("--init-model", action="store_true",
                    help="time mlx_fused_init.init_model on an nn.Module instead")
+    p.add_argument("--mlx-lm", choices=["llama"],
+                   help="mlx-lm's own Llama-3-8B classes (--layers defaults to 32): stock "
+                        "construction against construction + recipes.llama(), layer by layer")
     args = p.parse_args(argv)
     dtype = DTYPES[args.dtype]
     meta = machine()
     command = "python benchmarks/bench_model.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    if args.mlx_lm:
+        return mlx_lm_model(args, dtype, meta, command, argv)
     if args.init_model:
         results = whole_model(args, dtype)
         write_json(f"bench_init_model_{args.layers}layers", {

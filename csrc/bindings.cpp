@@ -75,6 +75,13 @@ NB_MODULE(_ext, m) {
           }
           mfi::set_uniform_bounds(spec, *low, *high, name);
         }
+        if (kind == mfi::kTruncatedNormal) {  // N(shift, scale^2) on [low, high]
+          if (!low || !high) {
+            throw std::invalid_argument(
+                "[" + name + "] a truncated normal draw needs low= and high=.");
+          }
+          mfi::set_truncated_normal(spec, shift, scale, *low, *high, name);
+        }
         if (full_shape || start) {
           spec.full_shape = full_shape ? *full_shape : spec.shape;
           spec.start = start ? *start : std::vector<int64_t>(spec.shape.size(), 0);
@@ -100,7 +107,8 @@ NB_MODULE(_ext, m) {
 Builds a lazy array holding elements of the stream of SPEC section 3:
 kind 0 is normal (scale * z, or fma(scale, z, shift) when shift != 0; scale
 and shift rounded to float32),
-kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does).)");
+kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does),
+kind 3 normal with mean shift and std scale truncated to [low, high].)");
 
   m.def(
       "philox4x32_10",
@@ -132,6 +140,20 @@ Returns:
       "low"_a, "high"_a, "dtype"_a,
       "(shift, scale, upper) of a uniform draw on [low, high): values are "
       "min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32.");
+
+  m.def(
+      "truncation_constants",
+      [](double mean, double std, double a, double b, mfi::mx::Dtype dtype,
+         const std::string& name) {
+        mfi::InitSpec spec;
+        spec.dtype = dtype;
+        mfi::set_truncated_normal(spec, mean, std, a, b, name);
+        return std::make_tuple(spec.scale, spec.shift, spec.lower, spec.upper, spec.p_lo,
+                               spec.c_hi, spec.width);
+      },
+      "mean"_a, "std"_a, "a"_a, "b"_a, "dtype"_a, "name"_a = "truncation_constants",
+      "(scale, shift, lower, upper, p_lo, c_hi, width) of a truncated normal draw "
+      "(SPEC 3): float32 values the kernels use.");
 
   m.def("set_cpu_kernel", &mfi::cpu::set_kernel, "name"_a,
         "Select the CPU kernel build: 'auto', 'scalar', 'avx2' or 'neon'.");

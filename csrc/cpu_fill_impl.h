@@ -32,13 +32,14 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
   const uint32_t q_lo = static_cast<uint32_t>(p.subsequence);
   const uint32_t q_hi = static_cast<uint32_t>(p.subsequence >> 32);
   const float scale = p.scale, shift = p.shift, upper = p.upper;
+  const mfi::Truncation tr{p.lower, p.p_lo, p.c_hi, p.width};
   const uint64_t i1 = i0 + static_cast<uint64_t>(n);
 
   // A partial block at either end: compute the block, keep some lanes.
   auto partial = [&](uint64_t b, uint64_t from, uint64_t to) {
     mfi::Block x = mfi::stream_block(
         static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32), q_lo, q_hi, k0, k1);
-    mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper);
+    mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper, tr);
     for (uint64_t i = from; i < to; ++i) {
       out[i - i0] = S::conv(mfi::quad_lane(v, static_cast<uint32_t>(i & 3)));
     }
@@ -69,7 +70,7 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
         static_cast<uint32_t>(std::min<uint64_t>({b_end, hi_end, b + kTile}) - b);
     for (uint32_t j = 0; j < count; ++j) {
       mfi::Block x = mfi::stream_block(lo0 + j, hi, q_lo, q_hi, k0, k1);
-      mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper);
+      mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper, tr);
       t0[j] = S::conv(v.v0);
       t1[j] = S::conv(v.v1);
       t2[j] = S::conv(v.v2);
@@ -110,6 +111,8 @@ void fill_variant(const StreamParams& p, const RunLayout& layout, int64_t e0, in
       return fill_typed<T, mfi::kUniform>(p, layout, e0, e1, out);
     case mfi::kShiftedNormal:
       return fill_typed<T, mfi::kShiftedNormal>(p, layout, e0, e1, out);
+    case mfi::kTruncatedNormal:
+      return fill_typed<T, mfi::kTruncatedNormal>(p, layout, e0, e1, out);
     default:
       return fill_typed<T, mfi::kNormal>(p, layout, e0, e1, out);
   }

@@ -15,10 +15,15 @@ struct StreamParams {
   uint32_t k0 = 0;
   uint32_t k1 = 0;
   uint64_t subsequence = 0;
-  int kind = 0;        // mfi::kNormal or mfi::kUniform (fused_init_math.h)
+  int kind = 0;        // mfi::kNormal, kUniform or kTruncatedNormal (fused_init_math.h)
   float scale = 1.0f;  // sigma, or high - low
   float shift = 0.0f;  // mean, or low
-  float upper = 0.0f;  // uniform only: largest output value (below high)
+  float upper = 0.0f;  // uniform, truncated normal: largest output value
+  // Truncated normal only (mfi::Truncation in fused_init_math.h).
+  float lower = 0.0f;
+  float p_lo = 0.0f;
+  float c_hi = 0.0f;
+  float width = 0.0f;
 };
 
 // A window of a virtual row-major tensor, flattened into equal runs of

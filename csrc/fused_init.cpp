@@ -166,8 +166,95 @@ float below(float v, mx::Dtype t) {
                           : mfi::as_float(static_cast<uint32_t>(bits) << 16);
 }
 
+// The smallest value of dtype t above v (v a finite value of t).
+float above(float v, mx::Dtype t) {
+  return -below(-v, t);
+}
+
+// Phi(x) and Phi(-x) = 1 - Phi(x), each with full relative precision.
+double norm_cdf(double x) {
+  return 0.5 * std::erfc(-x * 0.70710678118654752440);
+}
+
+// Standardized bounds are clipped to +-kTruncClip: Phi(-12) = 1.8e-33 is a
+// normal float32, so the kernel's probabilities and ndtri_lower's argument
+// stay in range; the mass dropped, Phi(-12), is at most 3e-10 of any
+// accepted interval (one that reaches within kTruncFar of the mean).
+constexpr double kTruncClip = 12.0;
+constexpr double kTruncFar = 10.0;
+
 } // namespace
 
+void set_truncated_normal(
+    InitSpec& spec, double mean, double std, double a, double b, const std::string& name) {
+  spec.kind = kTruncatedNormal;
+  if (!std::isfinite(mean) || !std::isfinite(std) || !(std > 0.0)) {
+    std::ostringstream os;
+    os << "mean must be finite and std finite and positive, but got mean=" << mean
+       << " and std=" << std << ".";
+    fail(name, os.str());
+  }
+  if (std::isnan(a) || std::isnan(b) || !(a < b)) {
+    std::ostringstream os;
+    os << "a must be below b, but got a=" << a << " and b=" << b << ".";
+    fail(name, os.str());
+  }
+  spec.scale = static_cast<float>(std);
+  spec.shift = static_cast<float>(mean);
+  if (!(spec.scale > 0.0f) || !std::isfinite(spec.scale) || !std::isfinite(spec.shift)) {
+    fail(name, "mean and std must be finite, nonzero float32 values.");
+  }
+  const double mu = spec.shift, sd = spec.scale;
+  const double alpha = (a - mu) / sd, beta = (b - mu) / sd;
+  if (alpha > kTruncFar || beta < -kTruncFar) {
+    std::ostringstream os;
+    os << "the interval [a, b] = [" << a << ", " << b << "] lies more than " << kTruncFar
+       << " standard deviations from the mean " << mean
+       << " (standardized: [" << alpha << ", " << beta << "]); such draws are not supported.";
+    fail(name, os.str());
+  }
+  const double lo = std::fmax(alpha, -kTruncClip), hi = std::fmin(beta, kTruncClip);
+  const double p_lo = norm_cdf(lo), c_hi = norm_cdf(-hi);
+  // The difference of the two smaller tails: no cancellation against 1.
+  const double width = lo >= 0.0 ? norm_cdf(-lo) - c_hi
+      : hi <= 0.0                 ? norm_cdf(hi) - p_lo
+                                  : 1.0 - p_lo - c_hi;
+  spec.p_lo = static_cast<float>(p_lo);
+  spec.c_hi = static_cast<float>(c_hi);
+  spec.width = static_cast<float>(width);
+  if (!(spec.width >= std::numeric_limits<float>::min())) {
+    std::ostringstream os;
+    os << "the interval [" << a << ", " << b << "] holds a probability of " << width
+       << ", too small to sample in float32; widen it.";
+    fail(name, os.str());
+  }
+  // The clamp: [a, b] rounded inward to the dtype, within the values the
+  // stream can reach (|z| <= 12), which must not overflow the dtype.
+  const double reach_lo = std::fmax(a, mu + sd * -kTruncClip);
+  const double reach_hi = std::fmin(b, mu + sd * kTruncClip);
+  const double biggest = std::fmax(std::fabs(reach_lo), std::fabs(reach_hi));
+  if (biggest > largest_finite(spec.dtype)) {
+    std::ostringstream os;
+    os << "values up to " << biggest << " would overflow " << spec.dtype << " (largest finite "
+       << largest_finite(spec.dtype) << "); lower the scale or use float32.";
+    fail(name, os.str());
+  }
+  float lower = to_dtype(reach_lo, spec.dtype);
+  if (static_cast<double>(lower) < reach_lo) {
+    lower = above(lower, spec.dtype);
+  }
+  float upper = to_dtype(reach_hi, spec.dtype);
+  if (static_cast<double>(upper) > reach_hi) {
+    upper = below(upper, spec.dtype);
+  }
+  if (!(lower <= upper)) {
+    std::ostringstream os;
+    os << "no " << spec.dtype << " value lies in [" << a << ", " << b << "].";
+    fail(name, os.str());
+  }
+  spec.lower = lower;
+  spec.upper = upper;
+}
 
 void set_uniform_bounds(InitSpec& spec, double low, double high, const std::string& name) {
   spec.kind = kUniform;
@@ -206,6 +293,10 @@ bool InitSpec::operator==(const InitSpec& o) const {
   return kind == o.kind && mfi::as_uint(scale) == mfi::as_uint(o.scale) &&
       mfi::as_uint(shift) == mfi::as_uint(o.shift) &&
       mfi::as_uint(upper) == mfi::as_uint(o.upper) &&
+      mfi::as_uint(lower) == mfi::as_uint(o.lower) &&
+      mfi::as_uint(p_lo) == mfi::as_uint(o.p_lo) &&
+      mfi::as_uint(c_hi) == mfi::as_uint(o.c_hi) &&
+      mfi::as_uint(width) == mfi::as_uint(o.width) &&
       subsequence == o.subsequence && full_shape == o.full_shape &&
       start == o.start && shape == o.shape && dtype == o.dtype;
 }
@@ -222,11 +313,14 @@ mx::array fused_init(
          "dtype must be float32, float16 or bfloat16, but got " +
              dtype_str(spec.dtype) + ".");
   }
-  if (spec.kind != kNormal && spec.kind != kUniform) {
+  if (spec.kind != kNormal && spec.kind != kUniform && spec.kind != kTruncatedNormal) {
     fail(name, "unknown transform kind " + std::to_string(spec.kind) + ".");
   }
   if (spec.kind == kUniform && !(spec.upper >= spec.shift)) {
     fail(name, "uniform bounds were not set (set_uniform_bounds).");
+  }
+  if (spec.kind == kTruncatedNormal && !(spec.width > 0.0f && spec.lower <= spec.upper)) {
+    fail(name, "truncation constants were not set (set_truncated_normal).");
   }
   const size_t ndim = spec.shape.size();
   for (int64_t d : spec.shape) {
@@ -276,6 +370,8 @@ mx::array fused_init(
   // Refuse rather than hand back infinities (float16 saturates at 65504).
   double biggest = spec.kind == kNormal
       ? std::fabs(double(spec.shift)) + std::fabs(double(spec.scale)) * kMaxAbsZ
+      : spec.kind == kTruncatedNormal  // clamped to values of the dtype
+      ? std::fmax(std::fabs(double(spec.lower)), std::fabs(double(spec.upper)))
       : std::fmax(std::fabs(double(spec.shift)), std::fabs(double(spec.upper)));
   if (biggest > largest_finite(spec.dtype)) {
     std::ostringstream os;
@@ -374,6 +470,10 @@ StreamParams stream_params(const InitSpec& spec, uint32_t k0, uint32_t k1) {
   p.scale = spec.scale;
   p.shift = spec.shift;
   p.upper = spec.upper;
+  p.lower = spec.lower;
+  p.p_lo = spec.p_lo;
+  p.c_hi = spec.c_hi;
+  p.width = spec.width;
   return p;
 }
 

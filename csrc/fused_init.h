@@ -21,10 +21,16 @@ namespace mx = mlx::core;
 
 // Everything besides the key that decides the output of a fused init.
 struct InitSpec {
-  int kind = 0;         // kNormal or kUniform (fused_init_math.h)
+  int kind = 0;         // kNormal, kUniform or kTruncatedNormal (fused_init_math.h)
   float scale = 1.0f;   // sigma, or high - low
   float shift = 0.0f;   // mean, or low
-  float upper = 0.0f;   // uniform: the largest output value (set by the op)
+  float upper = 0.0f;   // uniform, truncated normal: the largest output value
+  // Truncated normal (set_truncated_normal): smallest output value and the
+  // per-call probabilities of mfi::Truncation (fused_init_math.h).
+  float lower = 0.0f;
+  float p_lo = 0.0f;
+  float c_hi = 0.0f;
+  float width = 0.0f;
   uint64_t subsequence = 0;
   std::vector<int64_t> full_shape;  // the virtual tensor
   std::vector<int64_t> start;       // the window's corner in it
@@ -46,6 +52,13 @@ mx::array fused_init(
 // Sets kind, shift, scale and upper of a uniform draw on [low, high) in
 // spec.dtype (set spec.dtype first). Throws std::invalid_argument.
 void set_uniform_bounds(InitSpec& spec, double low, double high, const std::string& name);
+
+// Sets kind, scale, shift and the truncation constants of a normal draw
+// N(mean, std^2) truncated to [a, b] (absolute bounds, either may be
+// infinite), for spec.dtype (set spec.dtype first). Throws
+// std::invalid_argument.
+void set_truncated_normal(
+    InitSpec& spec, double mean, double std, double a, double b, const std::string& name);
 
 // Raw Philox4x32-10 blocks: counters uint32 (n, 4), key uint32 (2,).
 mx::array philox4x32_10(

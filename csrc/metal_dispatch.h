@@ -30,6 +30,7 @@ inline std::string metal_kernel_name(OutType type, int variant) {
                                    : "float32";
   name += variant == kUniform ? "_uniform"
       : variant == kShiftedNormal ? "_shifted_normal"
+      : variant == kTruncatedNormal ? "_truncated_normal"
                                   : "_normal";
   return name;
 }
@@ -65,6 +66,10 @@ inline MetalParams make_metal_params(
   p.scale = s.scale;
   p.shift = s.shift;
   p.upper = s.upper;
+  p.lower = s.lower;
+  p.p_lo = s.p_lo;
+  p.c_hi = s.c_hi;
+  p.width = s.width;
   p.unused = 0.0f;
   return p;
 }

@@ -40,7 +40,12 @@ inline mfi::Quad stream_quad(int variant, uint64_t b, constant mfi::MetalParams&
                              uint32_t k0, uint32_t k1) {
   mfi::Block x = mfi::stream_block(
       uint32_t(b), uint32_t(b >> 32), p.q_lo, p.q_hi, k0, k1);
-  return mfi::transform_block(variant, x, p.scale, p.shift, p.upper);
+  mfi::Truncation tr;
+  tr.lower = p.lower;
+  tr.p_lo = p.p_lo;
+  tr.c_hi = p.c_hi;
+  tr.width = p.width;
+  return mfi::transform_block(variant, x, p.scale, p.shift, p.upper, tr);
 }
 
 template <typename T, int Variant>
@@ -106,7 +111,8 @@ template <typename T, int Variant>
 
 // Instantiated by name, as MLX's kernels are: fused_init_<dtype>_<variant>,
 // names built on the host by mfi::metal_kernel_name (csrc/metal_dispatch.h).
-// Variants: 0 normal, 1 uniform, 2 shifted normal (fused_init_math.h). The
+// Variants: 0 normal, 1 uniform, 2 shifted normal, 3 truncated normal
+// (fused_init_math.h). The
 // CPU shim predefines this macro to register each instantiation instead.
 #ifndef MFI_INSTANTIATE_FUSED_INIT
 #define MFI_INSTANTIATE_FUSED_INIT(tname, T, vname, V)                      \
@@ -123,7 +129,8 @@ template <typename T, int Variant>
 #define MFI_INSTANTIATE_VARIANTS(tname, T)            \
   MFI_INSTANTIATE_FUSED_INIT(tname, T, normal, 0)     \
   MFI_INSTANTIATE_FUSED_INIT(tname, T, uniform, 1)    \
-  MFI_INSTANTIATE_FUSED_INIT(tname, T, shifted_normal, 2)
+  MFI_INSTANTIATE_FUSED_INIT(tname, T, shifted_normal, 2)  \
+  MFI_INSTANTIATE_FUSED_INIT(tname, T, truncated_normal, 3)
 
 MFI_INSTANTIATE_VARIANTS(float32, float)
 MFI_INSTANTIATE_VARIANTS(float16, half)

@@ -252,6 +252,8 @@ MFI_INLINE float uniform01(uint32_t x) {
 //                   that MLX documents survives the roundings)
 // All in float32. Callers test `shift != 0` once, outside their loops
 // (transform_variant), and instantiate one kernel per variant.
+//   kTruncatedNormal (3): one lane per element, by inverse CDF; see
+//                   truncated_normal_value below.
 MFI_CONSTANT int kNormal = 0;
 MFI_CONSTANT int kUniform = 1;
 
@@ -295,12 +297,15 @@ MFI_INLINE Quad uniform_block(Block x, float scale, float shift, float upper) {
   return o;
 }
 
-// The three transforms by number, for kernels templated on it.
+// The transforms by number, for kernels templated on it.
 MFI_CONSTANT int kShiftedNormal = 2;
+MFI_CONSTANT int kTruncatedNormal = 3;  // also a kind: truncated_normal_block
 
 // The variant a kernel should be instantiated for.
 MFI_INLINE int transform_variant(int kind, float shift) {
-  return kind == kUniform ? kUniform : (shift != 0.0f ? kShiftedNormal : kNormal);
+  return kind == kUniform ? kUniform
+      : kind == kTruncatedNormal ? kTruncatedNormal
+                                 : (shift != 0.0f ? kShiftedNormal : kNormal);
 }
 
 MFI_INLINE Quad transform_block(int variant, Block x, float scale, float shift,
@@ -312,6 +317,117 @@ MFI_INLINE Quad transform_block(int variant, Block x, float scale, float shift,
 
 MFI_INLINE float quad_lane(Quad q, uint32_t lane) {
   return lane == 0u ? q.v0 : (lane == 1u ? q.v1 : (lane == 2u ? q.v2 : q.v3));
+}
+
+// ---------------------------------------------------- truncated normal
+// By inverse CDF, one Philox word per element (SPEC 3, truncated normal):
+//   u = (float(x >> 9) + 1/2) * 2^-23 in (0, 1), exact, and 1 - u exact;
+//   p = RN(u * width + p_lo), c = RN((1 - u) * width + c_hi)   (fma: one
+//   rounding each), where p_lo = Phi(alpha), c_hi = Phi(-beta) and
+//   width = Phi(beta) - Phi(alpha) are float32 per-call constants computed
+//   on the host in float64 (csrc/fused_init.cpp): p is the element's lower
+//   tail probability and c its upper one, each with full relative precision;
+//   z = ndtri_lower(p) if p <= c, else -ndtri_lower(c);
+//   out = max(min(RN(scale * z + shift), upper), lower)   (fma), lower and
+//   upper the bounds rounded inward to the output dtype, so that rounding
+//   to the dtype afterwards stays inside [a, b].
+
+// x * Q(w) with x = 1 - 2t, w = -ln(4 t (1 - t)): Giles' form of erfinv
+// ("Approximating the erfinv function", GPU Computing Gems, 2011), with
+// sqrt(2) folded in, so that Phi^-1(t) = -x * Q(w). Q is a degree-10
+// polynomial on three intervals, least-squares fits (relative error below
+// 5e-8 in exact arithmetic) in
+//   w - 3.125            for w in [0, 6.25)       (t > 0.00097)
+//   sqrt(w) - 3.25       for w in [6.25, 16)      (t > 2.8e-8)
+//   sqrt(w) - 6          for w in [16, 76.5]      (t >= Phi(-12) = 1.8e-33)
+// The branch is taken by selecting coefficients, so vector code runs one
+// Horner chain for every lane. The selections are bit masks: GCC will not
+// if-convert (hence not vectorize) this many ?: chains.
+struct TnBranch {
+  uint32_t m0, m1, m2;  // all ones for the branch taken, else zero
+};
+
+MFI_INLINE TnBranch tn_branch(float w) {
+  uint32_t b0 = 0u - static_cast<uint32_t>(w < 6.25f);
+  uint32_t b1 = 0u - static_cast<uint32_t>(w < 16.0f);
+  TnBranch m;
+  m.m0 = b0;
+  m.m1 = ~b0 & b1;
+  m.m2 = ~b1;
+  return m;
+}
+
+MFI_INLINE float tn_pick(TnBranch m, float a, float b, float c) {
+  return as_float((as_uint(a) & m.m0) | (as_uint(b) & m.m1) | (as_uint(c) & m.m2));
+}
+
+// v if the mask is all ones, else u.
+MFI_INLINE float tn_select(uint32_t mask, float v, float u) {
+  return as_float((as_uint(v) & mask) | (as_uint(u) & ~mask));
+}
+
+// Phi^-1(t) for t in [Phi(-12), 1/2 + 2^-24]: a value <= 0 (up to a rounding
+// near t = 1/2). Relative error below 5e-7 (SPEC 3 states the bound on z).
+MFI_INLINE float ndtri_lower(float t) {
+  float x = fma_(-2.0f, t, 1.0f);              // 1 - 2t, one rounding
+  float v = 4.0f * fma_(-t, t, t);             // 4 (t - t^2), exact scaling
+  float w = 0.5f * minus_two_log(v);           // -ln v >= 0
+  float s = sqrt_rn(w);
+  TnBranch br = tn_branch(w);
+  float arg = tn_pick(br, w - 3.125f, s - 3.25f, s - 6.0f);
+  float q = tn_pick(br, 9.30840793e-10f, -5.7371908e-05f, 1.71137915e-09f);
+  q = fma_(q, arg, tn_pick(br, -6.50823173e-09f, 0.000115241404f, -1.440785e-08f));
+  q = fma_(q, arg, tn_pick(br, -3.4889684e-08f, 2.78326661e-05f, 5.89317182e-08f));
+  q = fma_(q, arg, tn_pick(br, 6.01801503e-07f, -0.000510998885f, -2.68825886e-07f));
+  q = fma_(q, arg, tn_pick(br, -1.96347128e-06f, 0.00134984951f, 1.52582936e-06f));
+  q = fma_(q, arg, tn_pick(br, -1.96379024e-05f, -0.00238558929f, -7.62974196e-06f));
+  q = fma_(q, arg, tn_pick(br, 0.000264159258f, 0.00352323265f, 3.05894755e-05f));
+  q = fma_(q, arg, tn_pick(br, -0.00104750972f, -0.00530519802f, -6.06578578e-05f));
+  q = fma_(q, arg, tn_pick(br, -0.00853296742f, 0.00759562803f, -0.00066874153f));
+  q = fma_(q, arg, tn_pick(br, 0.339634955f, 1.42165089f, 1.4277972f));
+  q = fma_(q, arg, tn_pick(br, 2.33862066f, 4.36127281f, 8.2871685f));
+  return -(x * q);
+}
+
+// The per-call constants of a truncated normal draw (set on the host).
+struct Truncation {
+  float lower;  // smallest output value (a, rounded up to the dtype)
+  float p_lo;   // Phi(alpha)
+  float c_hi;   // Phi(-beta)
+  float width;  // Phi(beta) - Phi(alpha)
+};
+
+MFI_CONSTANT float kTwoM23 = 1.1920928955078125e-07f;  // 2^-23
+
+MFI_INLINE float truncated_normal_value(uint32_t word, float scale, float shift,
+                                        float upper, Truncation tr) {
+  float u = fma_(static_cast<float>(word >> 9), kTwoM23, kTwoM24);  // exact
+  float p = fma_(u, tr.width, tr.p_lo);
+  float c = fma_(1.0f - u, tr.width, tr.c_hi);
+  uint32_t lower_tail = 0u - static_cast<uint32_t>(p <= c);
+  float z = ndtri_lower(tn_select(lower_tail, p, c));
+  z = tn_select(lower_tail, z, -z);
+  float v = fma_(scale, z, shift);
+  v = v < upper ? v : upper;
+  return v > tr.lower ? v : tr.lower;
+}
+
+MFI_INLINE Quad truncated_normal_block(Block x, float scale, float shift, float upper,
+                                       Truncation tr) {
+  Quad o;
+  o.v0 = truncated_normal_value(x.x0, scale, shift, upper, tr);
+  o.v1 = truncated_normal_value(x.x1, scale, shift, upper, tr);
+  o.v2 = truncated_normal_value(x.x2, scale, shift, upper, tr);
+  o.v3 = truncated_normal_value(x.x3, scale, shift, upper, tr);
+  return o;
+}
+
+// The transform selected by variant, with the truncated normal's constants
+// (unused by the other variants).
+MFI_INLINE Quad transform_block(int variant, Block x, float scale, float shift,
+                                float upper, Truncation tr) {
+  return variant == kTruncatedNormal ? truncated_normal_block(x, scale, shift, upper, tr)
+                                     : transform_block(variant, x, scale, shift, upper);
 }
 
 // ------------------------------------------- float32 -> 16-bit, RNE, bits

@@ -23,7 +23,11 @@ struct MetalParams {
   uint32_t q_hi;
   float scale;
   float shift;
-  float upper;  // uniform: clamp (fused_init_math.h, uniform_block)
+  float upper;  // uniform, truncated normal: clamp (fused_init_math.h)
+  float lower;  // truncated normal: mfi::Truncation (fused_init_math.h)
+  float p_lo;
+  float c_hi;
+  float width;
   float unused; // explicit padding to a multiple of 8 bytes
 };
 

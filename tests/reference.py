@@ -162,3 +162,22 @@ def shifted_normal_values(z32, sigma, mean, dtype_name):
     float32 draws z of the unit normal stream."""
     out = fma32(np.float32(sigma), np.asarray(z32, dtype=np.float32), np.float32(mean))
     return round_to(out, dtype_name)
+
+
+def truncated_normal_z(indices, key, p_lo, c_hi, width, subsequence=0):
+    """The truncated normal stream before scaling and clamping (SPEC 3): the
+    exact Phi^-1 (scipy's ndtri, float64) of the float32 tail probability
+    each element selects. p_lo, c_hi, width: the float32 per-call constants.
+    One lane per element: u = ((x_l >> 9) + 1/2) 2^-23; p = RN32(u w + p_lo),
+    c = RN32((1 - u) w + c_hi) (the float64 sum is exact or rounds once
+    before the float32 rounding); z = ndtri(p) if p <= c else -ndtri(c)."""
+    from scipy.special import ndtri
+
+    i = np.asarray(indices, dtype=np.uint64).ravel()
+    _, _, lane, x = stream_words(i, key, subsequence)
+    word = x[np.arange(i.size), lane]
+    u = ((word >> 9).astype(np.float64) + 0.5) * 2.0**-23
+    w, lo, hi = (np.float32(v) for v in (width, p_lo, c_hi))
+    p = fma32(u.astype(np.float32), w, lo).astype(np.float64)
+    c = fma32((1.0 - u).astype(np.float32), w, hi).astype(np.float64)
+    return np.where(p <= c, ndtri(p), -ndtri(c))

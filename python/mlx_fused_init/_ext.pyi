@@ -12,7 +12,8 @@ def fused_init(key: mlx.core.array, shape: Sequence[int], dtype: mlx.core.Dtype,
     Builds a lazy array holding elements of the stream of SPEC section 3:
     kind 0 is normal (scale * z, or fma(scale, z, shift) when shift != 0; scale
     and shift rounded to float32),
-    kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does).
+    kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does),
+    kind 3 normal with mean shift and std scale truncated to [low, high].
     """
 
 def philox4x32_10(counters: mlx.core.array, key: mlx.core.array, *, stream: mlx.core.Device | mlx.core.Stream | None = None) -> mlx.core.array:
@@ -31,6 +32,11 @@ def philox4x32_10(counters: mlx.core.array, key: mlx.core.array, *, stream: mlx.
 def uniform_bounds(low: float, high: float, dtype: mlx.core.Dtype) -> tuple[float, float, float]:
     """
     (shift, scale, upper) of a uniform draw on [low, high): values are min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32.
+    """
+
+def truncation_constants(mean: float, std: float, a: float, b: float, dtype: mlx.core.Dtype, name: str = 'truncation_constants') -> tuple[float, float, float, float, float, float, float]:
+    """
+    (scale, shift, lower, upper, p_lo, c_hi, width) of a truncated normal draw (SPEC 3): float32 values the kernels use.
     """
 
 def set_cpu_kernel(name: str) -> None:

@@ -9,7 +9,13 @@ from mlx.utils import tree_unflatten
 
 from . import _checks
 from ._keys import with_key
-from .model import check_initializer, named_parameters, param_subsequence, weights_only
+from .model import (
+    batch_dims_of,
+    check_initializer,
+    named_parameters,
+    param_subsequence,
+    weights_only,
+)
 
 Segments = Union[int, Sequence[float]]
 
@@ -169,15 +175,18 @@ def init_sharded(
         for path, module, param in named_parameters(model, filter, name):
             rule = sharding(path, param) if sharding is not None else _layer_sharding(path, module, param)
             q = param_subsequence(path)
+            # Stacked experts: per-expert fans, as init_model draws them.
+            b = batch_dims_of(module, param)
+            extra = {"batch_dims": b} if b else {}
             if rule is None:
-                new.append((path, initializer(param, key=k, subsequence=q, stream=stream)))
+                new.append((path, initializer(param, key=k, subsequence=q, stream=stream, **extra)))
                 continue
             axis, segments = rule if isinstance(rule, tuple) else (rule, 1)
             ax = axis + param.ndim if axis < 0 else axis
             full = list(param.shape)
             full[ax] *= size
             piece = shard(initializer, ax, rank=rank, size=size, segments=segments)
-            new.append((path, piece(_Shape(full), key=k, subsequence=q, stream=stream)))
+            new.append((path, piece(_Shape(full), key=k, subsequence=q, stream=stream, **extra)))
         return new
 
     model.update(tree_unflatten(with_key(key, name, build)))

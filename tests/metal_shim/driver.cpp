@@ -32,6 +32,10 @@ struct DispatchPlan;
 
 namespace {
 
+// The truncated normal's constants for the next mfi_shim_fused_init call
+// (mfi_shim_set_truncation), kept apart so that its signature stays.
+float g_truncation[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+
 using Launch = void (*)(void* out, const mfi::MetalParams& p, const int64_t* extent,
                         const uint64_t* stride, const uint32_t* key, const mfi::DispatchPlan& plan);
 
@@ -157,6 +161,10 @@ int mfi_shim_fused_init(
     sp.scale = scale;
     sp.shift = shift;
     sp.upper = upper;
+    sp.lower = g_truncation[0];
+    sp.p_lo = g_truncation[1];
+    sp.c_hi = g_truncation[2];
+    sp.width = g_truncation[3];
     mfi::MetalParams params = mfi::make_metal_params(sp, layout, key_stride);
     auto type = static_cast<mfi::OutType>(out_type);
     std::string name = mfi::metal_kernel_name(type, mfi::transform_variant(kind, shift));
@@ -179,6 +187,14 @@ int mfi_shim_fused_init(
     std::snprintf(err, err_len, "%s", e.what());
     return -1;
   }
+}
+
+// lower, p_lo, c_hi, width of mfi::Truncation for the next fused_init call.
+void mfi_shim_set_truncation(float lower, float p_lo, float c_hi, float width) {
+  g_truncation[0] = lower;
+  g_truncation[1] = p_lo;
+  g_truncation[2] = c_hi;
+  g_truncation[3] = width;
 }
 
 // Space-separated names of the kernels the source instantiates.
