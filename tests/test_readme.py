@@ -8,9 +8,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# docs/spec.md's API sketch uses placeholders (out_dims, a): not a program.
 BLOCKS = [
     (doc, i, block)
     for doc in DOCS
+    if doc.name != "spec.md"
     for i, block in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S))
 ]
 
