@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 WORKER = Path(__file__).with_name("dist_worker.py")
+# mlx-lm's own model.shard(group) on tiny llama, qwen3_moe and deepseek_v3.
+MLX_LM_WORKER = Path(__file__).with_name("dist_worker_mlx_lm.py")
 
 
 def launcher() -> list:
@@ -22,11 +24,14 @@ def launcher() -> list:
 
 
 @pytest.mark.parametrize("ranks", [2, 4])
-def test_sharded_init_equals_single_process(ranks):
+@pytest.mark.parametrize("worker", [WORKER, MLX_LM_WORKER], ids=["mlx", "mlx-lm"])
+def test_sharded_init_equals_single_process(ranks, worker):
+    if worker is MLX_LM_WORKER:
+        pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (it comes with the test extra)")
     port = random.randint(20000, 60000)
     cmd = launcher() + [
         "--backend", "ring", "-n", str(ranks), "--starting-port", str(port),
-        "--python", sys.executable, str(WORKER),
+        "--python", sys.executable, str(worker),
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     out = r.stdout + r.stderr

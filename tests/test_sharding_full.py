@@ -10,6 +10,7 @@ from mlx.nn.layers.distributed import shard_inplace, shard_linear
 
 import mlx_fused_init as mfi
 from conftest import params
+from sharding_rules import moe_rules
 
 mlx_lm_models = pytest.importorskip(
     "mlx_lm_models", reason="mlx-lm is not installed (it comes with the test extra)")
@@ -125,3 +126,44 @@ def test_shard_inplace_with_full_equals_mlx_sharding_of_the_full_weights():
         for path, w in params(model).items():
             if path.endswith("weight"):
                 assert mx.array_equal(w, params(want)[path]).item(), path
+
+
+@pytest.mark.parametrize("arch", ["qwen3_moe", "deepseek_v3"])
+def test_rules_with_stacked_experts_match_init_model(arch):
+    make = MODELS[arch]
+    plain = mfi.init_model(make(), moe_rules(), key=KEY)
+    # The law the experts must have: He per expert, 1/sqrt(in) = 1/8 here.
+    experts = plain.model.layers[1].mlp.switch_mlp.gate_proj.weight
+    assert experts.shape == (8, 32, 64)
+    assert abs(mx.std(experts).item() - 64 ** -0.5) < 0.01  # 16384 samples: se ~ 0.0007
+    for rank in range(2):
+        want = mfi.init_model(make(), moe_rules(), key=KEY)
+        want.shard(Rank(rank, 2))
+        model = make()
+        model.shard(Rank(rank, 2))
+        mfi.init_sharded(model, moe_rules(), key=KEY, rank=rank, size=2, full=make())
+        got, want = params(model), params(want)
+        for path in want:
+            assert mx.array_equal(got[path], want[path]).item(), f"rank {rank}: {path}"
+
+
+@pytest.mark.parametrize("size", [2, 4])
+def test_expert_parallel_shards_through_full_and_through_shard(size):
+    make = MODELS["qwen3_moe"]
+    plain = mfi.init_model(make(), moe_rules(), key=KEY)
+    full_w = plain.model.layers[1].mlp.switch_mlp.down_proj.weight  # (8, 64, 32)
+    e = 8 // size
+    for rank in range(size):
+        model = make()
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            shard_inplace(getattr(model.model.layers[1].mlp.switch_mlp, name),
+                          lambda path, w: 0, group=Rank(rank, size))
+        mfi.init_sharded(model, moe_rules(), key=KEY, rank=rank, size=size, full=make())
+        mine = model.model.layers[1].mlp.switch_mlp.down_proj.weight
+        assert mine.shape == (e, 64, 32)
+        assert mx.array_equal(mine, full_w[rank * e:(rank + 1) * e]).item()
+        # The same shard from shard(axis=0), per-expert fans via batch_dims.
+        alone = mfi.shard(mfi.he_normal(), 0, rank=rank, size=size)(
+            mx.zeros((8, 64, 32)), key=KEY, batch_dims=1,
+            subsequence=mfi.param_subsequence("model.layers.1.mlp.switch_mlp.down_proj.weight"))
+        assert mx.array_equal(alone, mine).item()

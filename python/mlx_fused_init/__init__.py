@@ -45,7 +45,8 @@ from .initializers import (  # noqa: E402
     normal,
     uniform,
 )
-from .model import init_model, param_subsequence  # noqa: E402
+from .constant import constant, ones, zeros  # noqa: E402
+from .model import init_model, param_subsequence, stacked_expert_layers  # noqa: E402
 from .sharding import init_sharded, shard, shard_ranges  # noqa: E402
 
 __version__ = "0.1.0"
@@ -53,6 +54,7 @@ __version__ = "0.1.0"
 __all__ = [
     "available_cpu_kernels",
     "built_with_metal",
+    "constant",
     "cpu_kernel",
     "glorot_normal",
     "glorot_uniform",
@@ -63,11 +65,14 @@ __all__ = [
     "next_key",
     "normal",
     "num_threads",
+    "ones",
     "param_subsequence",
     "philox4x32_10",
     "set_cpu_kernel",
     "set_num_threads",
     "shard",
     "shard_ranges",
+    "stacked_expert_layers",
     "uniform",
+    "zeros",
 ]

@@ -54,12 +54,30 @@ def check_stream(stream, name: str) -> None:
         )
 
 
-def fans(shape: tuple, name: str) -> tuple:
-    """``(fan_in, fan_out)`` exactly as ``mlx.nn.init`` computes them."""
+def check_batch_dims(value, ndim: int, name: str) -> int:
+    """A valid ``batch_dims`` for an array of ``ndim`` dimensions: leading
+    axes that index independent matrices (stacked experts)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"[{name}] batch_dims must be an int, but got {type(value).__name__}.")
+    if not 0 <= value <= ndim:
+        raise ValueError(
+            f"[{name}] batch_dims must be in [0, {ndim}] for an array with {ndim} "
+            f"dimensions, but got {value}."
+        )
+    return int(value)
+
+
+def fans(shape: tuple, name: str, batch_dims: int = 0) -> tuple:
+    """``(fan_in, fan_out)`` exactly as ``mlx.nn.init`` computes them, from
+    ``shape[batch_dims:]``: the leading ``batch_dims`` axes index
+    independent matrices, each with these fans."""
+    batch_dims = check_batch_dims(batch_dims, len(shape), name)
+    shape = shape[batch_dims:]
     if len(shape) < 2:
+        extra = f" (after {batch_dims} batch dimensions)" if batch_dims else ""
         raise ValueError(
             f"[{name}] Glorot / He initialization requires at least 2 "
-            f"dimensional input but input with {len(shape)} dimensions."
+            f"dimensional input but input with {len(shape)} dimensions{extra}."
         )
     fan_in, fan_out = shape[-1], shape[0]
     if len(shape) > 2:

@@ -61,7 +61,7 @@ def glorot_normal(
 
     Returns:
         Callable ``init(a, gain=1.0, *, key=None, stream=None,
-        full_shape=None, start=None, subsequence=0)``: an array with ``a``'s
+        full_shape=None, start=None, subsequence=0, batch_dims=0)``: an array with ``a``'s
         shape (``a``'s values are never read). ``key`` is a ``uint32`` array
         of shape ``(2,)``; without one, a key is drawn from MLX's global PRNG
         state as a stock ``mx.random`` call would. With ``full_shape`` (and
@@ -69,7 +69,9 @@ def glorot_normal(
         ``full[start[0]:start[0]+a.shape[0], ...]`` of the tensor of shape
         ``full_shape`` that the same key would give, and the fans come from
         ``full_shape``. ``subsequence`` selects one of 2^64 independent
-        streams of the key (SPEC 3's ``q``).
+        streams of the key (SPEC 3's ``q``). The leading ``batch_dims`` axes
+        index independent matrices (stacked experts, shape ``(experts, out,
+        in)`` with ``batch_dims=1``): the fans come from the other axes.
 
     Example:
         >>> init_fn = mlx_fused_init.glorot_normal()
@@ -86,10 +88,11 @@ def glorot_normal(
         full_shape: Optional[Sequence[int]] = None,
         start: Optional[Sequence[int]] = None,
         subsequence: int = 0,
+        batch_dims: int = 0,
     ) -> mx.array:
         name = "glorot_normal"
         geometry = _geometry(a, full_shape, start, name)
-        fan_in, fan_out = _checks.fans(geometry[1], name)
+        fan_in, fan_out = _checks.fans(geometry[1], name, batch_dims)
         gain = _checks.real(gain, "gain", name)
         # Zero fans only come with zero elements: nothing to scale.
         std = gain * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
@@ -112,7 +115,7 @@ def normal(
     r"""Samples from a normal distribution, fused (:func:`mlx.nn.init.normal`).
 
     Returns ``init(a, *, key=None, stream=None, full_shape=None, start=None,
-    subsequence=0)``: ``mean + std * z`` with ``a``'s shape. The keyword
+    subsequence=0, batch_dims=0)``: ``mean + std * z`` with ``a``'s shape. The keyword
     arguments are those of :func:`glorot_normal`.
     """
     name = "normal"
@@ -120,8 +123,10 @@ def normal(
     std = _checks.real(std, "std", name)
     _checks.check_dtype(dtype, name)
 
-    def initializer(a, *, key=None, stream=None, full_shape=None, start=None, subsequence=0):
+    def initializer(a, *, key=None, stream=None, full_shape=None, start=None, subsequence=0,
+                    batch_dims=0):
         geometry = _geometry(a, full_shape, start, name)
+        _checks.check_batch_dims(batch_dims, len(geometry[0]), name)  # no fans: no effect
         return _node(geometry, name, dtype, key, stream, subsequence, kind=_NORMAL, scale=std, shift=mean)
 
     return _mark(initializer, name)
@@ -137,7 +142,7 @@ def uniform(
     value is ``min(low + (high - low) * v, largest dtype value below high)``
     in float32, with ``v = (x >> 8) * 2^-24`` from one Philox word.
     Returns ``init(a, *, key=None, stream=None, full_shape=None, start=None,
-    subsequence=0)``.
+    subsequence=0, batch_dims=0)``.
     """
     name = "uniform"
     low = _checks.real(low, "low", name)
@@ -146,8 +151,10 @@ def uniform(
     if high < low:
         raise ValueError(f"[{name}] high must not be below low, but got low={low} and high={high}.")
 
-    def initializer(a, *, key=None, stream=None, full_shape=None, start=None, subsequence=0):
+    def initializer(a, *, key=None, stream=None, full_shape=None, start=None, subsequence=0,
+                    batch_dims=0):
         geometry = _geometry(a, full_shape, start, name)
+        _checks.check_batch_dims(batch_dims, len(geometry[0]), name)  # no fans: no effect
         return _node(geometry, name, dtype, key, stream, subsequence, kind=_UNIFORM, low=low, high=high)
 
     return _mark(initializer, name)
@@ -159,15 +166,15 @@ def glorot_uniform(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
     ``limit = gain * sqrt(6 / (fan_in + fan_out))``.
 
     Returns ``init(a, gain=1.0, *, key=None, stream=None, full_shape=None,
-    start=None, subsequence=0)``.
+    start=None, subsequence=0, batch_dims=0)``.
     """
     name = "glorot_uniform"
     _checks.check_dtype(dtype, name)
 
     def initializer(a, gain=1.0, *, key=None, stream=None, full_shape=None, start=None,
-                    subsequence=0):
+                    subsequence=0, batch_dims=0):
         geometry = _geometry(a, full_shape, start, name)
-        fan_in, fan_out = _checks.fans(geometry[1], name)
+        fan_in, fan_out = _checks.fans(geometry[1], name, batch_dims)
         gain = _checks.real(gain, "gain", name)
         # A negative gain gives stock MLX the mirrored interval: the same law.
         limit = abs(gain) * math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
@@ -182,9 +189,9 @@ def _he(name, dtype, transform):
     _checks.check_dtype(dtype, name)
 
     def initializer(a, mode="fan_in", gain=1.0, *, key=None, stream=None, full_shape=None,
-                    start=None, subsequence=0):
+                    start=None, subsequence=0, batch_dims=0):
         geometry = _geometry(a, full_shape, start, name)
-        fan = _fan(_checks.fans(geometry[1], name), mode, name)
+        fan = _fan(_checks.fans(geometry[1], name, batch_dims), mode, name)
         gain = _checks.real(gain, "gain", name)
         return _node(geometry, name, dtype, key, stream, subsequence, **transform(fan, gain))
 
@@ -197,7 +204,7 @@ def he_normal(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
     ``fan_in`` or ``fan_out`` by ``mode``.
 
     Returns ``init(a, mode="fan_in", gain=1.0, *, key=None, stream=None,
-    full_shape=None, start=None, subsequence=0)``.
+    full_shape=None, start=None, subsequence=0, batch_dims=0)``.
     """
     return _he("he_normal", dtype, lambda fan, gain: dict(
         kind=_NORMAL, scale=gain / math.sqrt(fan) if fan else 0.0))
@@ -209,7 +216,7 @@ def he_uniform(dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
     ``limit = gain * sqrt(3 / fan)``.
 
     Returns ``init(a, mode="fan_in", gain=1.0, *, key=None, stream=None,
-    full_shape=None, start=None, subsequence=0)``.
+    full_shape=None, start=None, subsequence=0, batch_dims=0)``.
     """
 
     def transform(fan, gain):

@@ -1,9 +1,12 @@
 """Whole-model initialization: every weight of an ``mlx.nn.Module`` from one
-key, each parameter on its own subsequence derived from its path."""
+key, each parameter on its own subsequence derived from its path, by one
+initializer or by rules (path patterns or layer classes)."""
 
+import fnmatch
 import hashlib
 import warnings
-from typing import Callable, Optional
+from collections.abc import Mapping
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -14,10 +17,41 @@ from ._keys import with_key
 
 Filter = Callable[[str, nn.Module, mx.array], bool]
 
+Pattern = Union[str, type]
+Rules = Union[Mapping, Sequence[Tuple[Pattern, Optional[Callable]]]]
+
 # Layers whose "weight" is packed integers, not a float tensor to draw.
 _QUANTIZED = tuple(
     getattr(nn, n) for n in ("QuantizedLinear", "QuantizedEmbedding") if hasattr(nn, n)
 )
+# The same, by class name, for layers of packages we do not import (mlx-lm).
+_QUANTIZED_NAMES = {"QuantizedSwitchLinear"}
+
+#: Class names of layers whose parameters stack independent matrices along
+#: their first axis (mixture-of-experts layers: weight ``(experts, out, in)``,
+#: bias ``(experts, out)``). ``init_model`` draws their parameters with
+#: ``batch_dims=1``, so each expert gets the fans of one ``(out, in)`` matrix,
+#: and counts only the other axes when deciding what is a weight. Matched
+#: against the names of the layer's class and its base classes, so mlx-lm's
+#: ``mlx_lm.models.switch_layers.SwitchLinear`` (used by Qwen3-MoE, Mixtral,
+#: DeepSeek, gpt-oss, ...) is recognized without importing mlx-lm. Add the
+#: name of your own stacked layer class to extend the rule.
+stacked_expert_layers = {"SwitchLinear"}
+
+
+def _class_names(module) -> set:
+    return {c.__name__ for c in type(module).__mro__}
+
+
+def batch_dims_of(module: nn.Module, param: mx.array) -> int:
+    """The ``batch_dims`` init_model uses for ``param`` of ``module``: 1 for
+    the parameters of a stacked-expert layer (``stacked_expert_layers``),
+    else 0."""
+    return 1 if param.ndim >= 1 and _class_names(module) & stacked_expert_layers else 0
+
+
+def _is_quantized(module) -> bool:
+    return isinstance(module, _QUANTIZED) or bool(_class_names(module) & _QUANTIZED_NAMES)
 
 
 def param_subsequence(path: str) -> int:
@@ -30,10 +64,15 @@ def param_subsequence(path: str) -> int:
 
 
 def weights_only(path: str, module: nn.Module, param: mx.array) -> bool:
-    """The default filter: parameters with at least 2 dimensions (weights
-    of linear, embedding, convolution and attention layers), not biases or
-    normalization scales."""
-    return param.ndim >= 2
+    """The default filter: parameters with at least 2 dimensions besides
+    their batch dimensions (weights of linear, embedding, convolution,
+    attention and stacked-expert layers), not biases or normalization
+    scales."""
+    return param.ndim - batch_dims_of(module, param) >= 2
+
+
+def _all(path: str, module: nn.Module, param: mx.array) -> bool:
+    return True
 
 
 def check_initializer(initializer, name: str) -> None:
@@ -56,7 +95,7 @@ def named_parameters(model: nn.Module, filter: Filter, name: str):
     for path, param in tree_flatten(model.parameters()):
         owner_path = path.rsplit(".", 1)[0] if "." in path else ""
         owner = modules.get(owner_path, model)
-        if isinstance(owner, _QUANTIZED):
+        if _is_quantized(owner):
             if path not in skipped and filter(path, owner, param):
                 skipped.append(path)
             continue
@@ -71,41 +110,103 @@ def named_parameters(model: nn.Module, filter: Filter, name: str):
     return out
 
 
+def _is_rules(obj) -> bool:
+    return isinstance(obj, Mapping) or (
+        isinstance(obj, (list, tuple)) and not hasattr(obj, "__mlx_fused_init__"))
+
+
+def parse_rules(rules: Rules, name: str) -> list:
+    """``[(pattern, initializer or None), ...]`` in order, checked."""
+    items = list(rules.items()) if isinstance(rules, Mapping) else list(rules)
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise TypeError(
+                f"[{name}] rule {i} must be a (pattern, initializer) pair, but got {item!r}.")
+        pattern, init = item
+        if not isinstance(pattern, str) and not (
+                isinstance(pattern, type) and issubclass(pattern, nn.Module)):
+            raise TypeError(
+                f"[{name}] rule {i}: the pattern must be an fnmatch string over the "
+                f"parameter path or an nn.Module subclass, but got {pattern!r}.")
+        if init is not None:
+            check_initializer(init, f"{name}] [rule {pattern!r}")
+        out.append((pattern, init))
+    return out
+
+
+def rule_for(rules: list, path: str, module: nn.Module):
+    """The initializer of the first rule that matches (``None``: leave the
+    parameter alone, also when no rule matches)."""
+    for pattern, init in rules:
+        if isinstance(pattern, str):
+            if fnmatch.fnmatchcase(path, pattern):
+                return init
+        elif isinstance(module, pattern):
+            return init
+    return None
+
+
 def init_model(
     model: nn.Module,
-    initializer: Optional[Callable] = None,
+    initializer: Union[None, Callable, Rules] = None,
     key: Optional[mx.array] = None,
     filter: Optional[Filter] = None,
     *,
     stream=None,
 ) -> nn.Module:
-    """Re-initialize a model's weights, lazily, and return the model.
+    """Re-initialize a model's parameters, lazily, and return the model.
 
     Args:
         model: the module; updated in place (``model.update``).
         initializer: one of this package's initializers (default
           ``glorot_normal()``), called as ``initializer(param, key=key,
-          subsequence=q, stream=stream)`` for each selected parameter.
+          subsequence=q, stream=stream, batch_dims=b)`` for each selected
+          parameter; or *rules*: a mapping or a list of ``(pattern,
+          initializer)`` pairs. A pattern is an ``fnmatch`` pattern over the
+          parameter's path (``"*.bias"``, ``"layers.*.mlp.down_proj.weight"``;
+          ``*`` also matches dots) or an ``nn.Module`` subclass, which
+          matches the parameters the layer owns directly (``nn.RMSNorm``).
+          The first matching rule wins; ``None`` as initializer, or no
+          matching rule, leaves the parameter as it is.
         key: one key for the whole model; default: the next key of MLX's
           global PRNG state (one draw for the whole call).
-        filter: ``filter(path, module, param) -> bool`` selects parameters;
-          default: those with at least 2 dimensions.
+        filter: ``filter(path, module, param) -> bool`` selects parameters
+          before any rule applies; default: those with at least 2
+          dimensions besides their batch dimensions for a single
+          initializer, every parameter for rules.
 
     Each parameter ``path`` uses subsequence ``param_subsequence(path)``, so
-    with a fixed key every weight depends only on the key and its path.
+    with a fixed key every weight depends only on the key, its path and its
+    own rule: changing the rule of one layer never changes another. The
+    parameters of stacked-expert layers (``stacked_expert_layers``) are
+    drawn with ``batch_dims=1``: each expert gets its own matrix's fans.
     Nothing is computed until the parameters are evaluated.
     """
     from .initializers import glorot_normal
 
     name = "init_model"
-    initializer = glorot_normal() if initializer is None else initializer
-    check_initializer(initializer, name)
+    if initializer is not None and _is_rules(initializer):
+        rules = parse_rules(initializer, name)
+        filter = _all if filter is None else filter
+    else:
+        initializer = glorot_normal() if initializer is None else initializer
+        check_initializer(initializer, name)
+        rules = [("*", initializer)]
+        filter = weights_only if filter is None else filter
     _checks.check_stream(stream, name)
-    filter = weights_only if filter is None else filter
-    params = named_parameters(model, filter, name)
-    new = with_key(key, name, lambda k: [
-        (path, initializer(param, key=k, subsequence=param_subsequence(path), stream=stream))
-        for path, _, param in params
-    ])
-    model.update(tree_unflatten(new))
+    jobs = []
+    for path, module, param in named_parameters(model, filter, name):
+        init = rule_for(rules, path, module)
+        if init is not None:
+            jobs.append((path, init, param, batch_dims_of(module, param)))
+
+    def build(k):
+        return [
+            (path, init(param, key=k, subsequence=param_subsequence(path), stream=stream,
+                        **({"batch_dims": b} if b else {})))
+            for path, init, param, b in jobs
+        ]
+
+    model.update(tree_unflatten(with_key(key, name, build)))
     return model

@@ -9,7 +9,17 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from . import _checks
 from ._keys import with_key
-from .model import check_initializer, named_parameters, param_subsequence, weights_only
+from .model import (
+    _all,
+    _is_rules,
+    batch_dims_of,
+    check_initializer,
+    named_parameters,
+    param_subsequence,
+    parse_rules,
+    rule_for,
+    weights_only,
+)
 
 Segments = Union[int, Sequence[float]]
 
@@ -175,7 +185,7 @@ def _marked_sharded(model: nn.Module) -> list:
 
 def init_sharded(
     model: nn.Module,
-    initializer: Optional[Callable] = None,
+    initializer=None,
     key: Optional[mx.array] = None,
     filter=None,
     *,
@@ -187,7 +197,9 @@ def init_sharded(
     stream=None,
 ) -> nn.Module:
     """Initialize a sharded model so that every rank's weights are its shards
-    of what ``init_model`` gives the unsharded model for the same key.
+    of what ``init_model`` gives the unsharded model for the same key and
+    the same ``initializer`` — one of this package's initializers or rules,
+    exactly as ``init_model`` takes them (default ``glorot_normal()``).
 
     Where each parameter's full shape and window come from, in this order:
 
@@ -205,7 +217,10 @@ def init_sharded(
        naming the parameter and both shapes. This covers mlx-lm's
        ``model.shard(group)``, which mixes ``shard_linear`` layers with
        in-place sharded experts and head slices. Parameters are selected
-       (``filter``) on the template's modules.
+       (``filter``), and rules matched, on the template's modules — the
+       unsharded classes (``nn.Linear``, mlx-lm's ``SwitchLinear``) that
+       rules and recipes name — and stacked experts get ``batch_dims`` from
+       the full shape, as ``init_model`` gives them.
     3. MLX's sharded layers (``AllToShardedLinear``, ``ShardedToAllLinear``):
        their documented split, with the full shape the shard's times the
        group size.
@@ -222,10 +237,16 @@ def init_sharded(
     from .initializers import glorot_normal
 
     name = "init_sharded"
-    initializer = glorot_normal() if initializer is None else initializer
-    check_initializer(initializer, name)
+    if initializer is not None and _is_rules(initializer):
+        rules = parse_rules(initializer, name)
+        filter = _all if filter is None else filter
+    else:
+        initializer = glorot_normal() if initializer is None else initializer
+        check_initializer(initializer, name)
+        rules = [("*", initializer)]
+        filter = weights_only if filter is None else filter
+    _checks.check_stream(stream, name)
     rank, size = _rank_and_size(group, rank, size, name)
-    filter = weights_only if filter is None else filter
     if full is not None and not isinstance(full, nn.Module):
         raise TypeError(f"[{name}] full must be the unsharded mlx.nn.Module, but got {type(full).__name__}.")
     if isinstance(sharding, str):
@@ -252,33 +273,36 @@ def init_sharded(
     else:
         selected, full_shapes = _select_from_template(model, full, filter, name)
 
-    def one(k, path, module, param):
+    jobs = []  # (path, the model's parameter, initializer, batch_dims, full shape or None)
+    for path, module, param in selected:
+        init = rule_for(rules, path, module)
+        if init is not None:
+            fshape = full_shapes.get(path)
+            b = batch_dims_of(module, _Shape(fshape) if fshape else param)
+            jobs.append((path, module, param, init, b, fshape))
+
+    def one(k, path, module, param, init, b, fshape):
         q = param_subsequence(path)
+        common = dict(key=k, subsequence=q, stream=stream, **({"batch_dims": b} if b else {}))
         shard_shape = tuple(param.shape)
         rule = sharding(path, param) if sharding is not None else None
-        if path in full_shapes:
-            fshape = full_shapes[path]
+        if rule is None and fshape is not None:
+            window = _window_from_template(path, shard_shape, fshape, rank, size, name)
+            if window is None:
+                return init(_Shape(fshape), **common)
+            ax, lo = window
+            start = (0,) * ax + (lo,) + (0,) * (len(fshape) - ax - 1)
+            return init(_Shape(shard_shape), full_shape=fshape, start=start, **common)
+        if rule is None and fshape is None:
+            rule = _layer_sharding(path, module, param)
             if rule is None:
-                window = _window_from_template(path, shard_shape, fshape, rank, size, name)
-                if window is None:
-                    return initializer(_Shape(fshape), key=k, subsequence=q, stream=stream)
-                ax, lo = window
-                start = (0,) * ax + (lo,) + (0,) * (len(fshape) - ax - 1)
-                return initializer(_Shape(shard_shape), key=k, subsequence=q, stream=stream,
-                                   full_shape=fshape, start=start)
-        else:
-            fshape = None
-            if rule is None:
-                rule = _layer_sharding(path, module, param)
-            if rule is None:
-                return initializer(param, key=k, subsequence=q, stream=stream)
+                return init(param, **common)
         axis, segments = rule if isinstance(rule, tuple) else (rule, 1)
         ax = axis + param.ndim if axis < 0 else axis
         if fshape is None:
             fshape = list(shard_shape)
             fshape[ax] *= size
-        out = shard(initializer, ax, rank=rank, size=size, segments=segments)(
-            _Shape(fshape), key=k, subsequence=q, stream=stream)
+        out = shard(init, ax, rank=rank, size=size, segments=segments)(_Shape(fshape), **common)
         if tuple(out.shape) != shard_shape:
             raise ValueError(
                 f"[{name}] {path}: sharding gives a shard of shape {tuple(out.shape)} "
@@ -286,7 +310,7 @@ def init_sharded(
         return out
 
     def build(k):
-        return [(path, one(k, path, module, param)) for path, module, param in selected]
+        return [(job[0], one(k, *job)) for job in jobs]
 
     model.update(tree_unflatten(with_key(key, name, build)))
     return model
