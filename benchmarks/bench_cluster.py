@@ -266,7 +266,9 @@ def markdown(results, costs, info, dtype):
         "Each row: rank 0 of a world of N ranks, run alone; mlx-lm's model classes and "
         "`shard()`; `init_sharded(..., full=template)` with `recipes.llama()`'s law, layer by "
         "layer (each layer evaluated, spot-checked against windows of the unsharded tensors, "
-        "then freed). Peak memory (MLX's, above what was held before): overall it is the "
+        "then freed). At N = 256, mlx-lm's shard() cuts Llama's attention below one head per "
+        "rank (the shapes still divide, so it is measured as the per-rank work) and cannot shard "
+        "DeepSeek-V3 (128 heads). Peak memory (MLX's, above what was held before): overall it is the "
         "embedding or output head, which mlx-lm replicates on every rank; for a transformer "
         "layer it is that layer's shards. Stock: full weights then slice, every rank doing the whole model "
         f"(measured per element here: stock {costs['stock'] * 1e9:.2f} ns, fused "
@@ -278,6 +280,10 @@ def markdown(results, costs, info, dtype):
         "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in results:
+        if "skipped" in r:
+            lines.append(f"| {r['model']} | {r['mode']} | {r['world_size']} | {r['skipped']} "
+                         "| | | | | | | |")
+            continue
         lines.append(
             f"| {r['model']} | {r['mode']} | {r['world_size']} | {r['shard_params'] / 1e9:.2f} B "
             f"| {r['seconds']:.1f} | {fmt(r['shard_params'] / r['seconds'] / 1e6, 0)} "
@@ -289,6 +295,8 @@ def markdown(results, costs, info, dtype):
               "written once):", "", "| model | mode | N | " + " | ".join(APPLE_GPU_BANDWIDTH) + " |",
               "|---|---|---:|" + "---:|" * len(APPLE_GPU_BANDWIDTH)]
     for r in results:
+        if "skipped" in r:
+            continue
         b = r["shard_params"] * _DTYPE[r["dtype"].split(".")[-1]].size
         lines.append(f"| {r['model']} | {r['mode']} | {r['world_size']} | " + " | ".join(
             f"{b / bw * 1e3:.0f} ms" for bw in APPLE_GPU_BANDWIDTH.values()) + " |")
@@ -317,6 +325,14 @@ def main():
         modes = ["tp", "tp+ep"] if arch.startswith("deepseek") else ["tp"]
         for mode in modes:
             for size in args.sizes:
+                heads = (LLAMA_405B if arch.startswith("llama") else DEEPSEEK_V3)["num_attention_heads"]
+                if arch.startswith("deepseek") and size > heads:
+                    # mlx-lm's shard() slices DeepSeek's per-head weights
+                    # (embed_q, unembed_out) by whole heads: 0 heads per rank.
+                    note = f"mlx-lm's shard() needs N <= {heads} (attention heads)"
+                    print(f"{arch} {mode} N={size}: skipped, {note}")
+                    results.append({"model": arch, "mode": mode, "world_size": size, "skipped": note})
+                    continue
                 print(f"{arch} {mode} N={size} rank {args.rank}:")
                 r = run_one(arch, mode, size, args.rank, dtype, args.layers, key)
                 results.append(r)
