@@ -2,6 +2,7 @@
 on loopback, 2 and 4 ranks (tests/dist_worker.py)."""
 
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 WORKER = Path(__file__).with_name("dist_worker.py")
+# mlx-lm's own model.shard(group) on tiny llama, qwen3_moe and deepseek_v3.
+MLX_LM_WORKER = Path(__file__).with_name("dist_worker_mlx_lm.py")
 
 
 def launcher() -> list:
@@ -22,11 +25,14 @@ def launcher() -> list:
 
 
 @pytest.mark.parametrize("ranks", [2, 4])
-def test_sharded_init_equals_single_process(ranks):
+@pytest.mark.parametrize("worker", [WORKER, MLX_LM_WORKER], ids=["mlx", "mlx-lm"])
+def test_sharded_init_equals_single_process(ranks, worker):
+    if worker is MLX_LM_WORKER:
+        pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (it comes with the test extra)")
     port = random.randint(20000, 60000)
     cmd = launcher() + [
         "--backend", "ring", "-n", str(ranks), "--starting-port", str(port),
-        "--python", sys.executable, str(WORKER),
+        "--python", sys.executable, str(worker),
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     out = r.stdout + r.stderr
@@ -36,19 +42,28 @@ def test_sharded_init_equals_single_process(ranks):
         assert f"OK rank {rank}/{ranks}" in out, out
 
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sharded_init.py"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# (example, what each rank prints, needs mlx-lm)
+RUNNABLE = [
+    ("sharded_init.py", "shards equal the unsharded weights", False),
+    ("from_scratch_sharded.py", "each the matching slice of the unsharded model", True),
+]
 
 
-def test_sharding_doc_shows_the_example_file():
-    doc = (EXAMPLE.parents[1] / "docs" / "sharding.md").read_text()
-    assert EXAMPLE.read_text() in doc
+@pytest.mark.parametrize("example", [e for e, _, _ in RUNNABLE])
+def test_sharding_doc_shows_the_example_file(example):
+    doc = (EXAMPLES.parent / "docs" / "sharding.md").read_text()
+    assert (EXAMPLES / example).read_text() in doc
 
 
-def test_sharded_example_runs_on_two_ranks():
+@pytest.mark.parametrize("example, says, needs_mlx_lm", RUNNABLE)
+def test_sharded_example_runs_on_two_ranks(example, says, needs_mlx_lm):
+    if needs_mlx_lm:
+        pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (it comes with the test extra)")
     port = random.randint(20000, 60000)
     cmd = launcher() + ["--backend", "ring", "-n", "2", "--starting-port", str(port),
-                        "--python", sys.executable, str(EXAMPLE)]
+                        "--python", sys.executable, str(EXAMPLES / example)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     out = r.stdout + r.stderr
     for rank in range(2):
-        assert f"rank {rank}/2: shards equal the unsharded weights" in out, out
+        assert re.search(rf"rank {rank}/2: .*{says}", out), out

@@ -77,3 +77,25 @@ def test_init_sharded_with_a_group_of_one_equals_init_model():
     assert plain.keys() == twin.keys()
     for k in ("embed.weight", "proj.weight"):  # the rest keeps each Tiny()'s own init
         assert mx.array_equal(plain[k], twin[k]).item(), k
+
+
+@pytest.mark.parametrize("dim, size", [(10, 3), (7, 4), (3, 4), (12, 5), (16, 4)])
+@pytest.mark.parametrize("segments", [1, [0.5]])
+def test_balanced_ranges_follow_numpy_array_split(dim, size, segments):
+    cuts = [0, dim] if segments == 1 else [0, int(0.5 * dim), dim]
+    for rank in range(size):
+        want = np.concatenate([np.array_split(np.arange(lo, hi), size)[rank]
+                               for lo, hi in zip(cuts[:-1], cuts[1:])])
+        got = [np.arange(lo, lo + n) for lo, n in mfi.shard_ranges(dim, rank, size, segments, balanced=True)]
+        np.testing.assert_array_equal(np.concatenate(got), want)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_balanced_shards_concatenate_to_the_full_weight(axis):
+    full_shape = (10, 7)
+    init = mfi.glorot_uniform()
+    full = init(mx.zeros(full_shape), key=KEY)
+    pieces = [mfi.shard(init, axis, rank=r, size=3, balanced=True)(mx.zeros(full_shape), key=KEY)
+              for r in range(3)]
+    assert [p.shape[axis] for p in pieces] == [len(s) for s in np.array_split(np.arange(full_shape[axis]), 3)]
+    assert mx.array_equal(mx.concatenate(pieces, axis=axis), full).item()

@@ -5,15 +5,19 @@ from typing import Callable, Optional, Sequence, Union
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_unflatten
+from mlx.utils import tree_flatten, tree_unflatten
 
 from . import _checks
 from ._keys import with_key
 from .model import (
+    _all,
+    _is_rules,
     batch_dims_of,
     check_initializer,
     named_parameters,
     param_subsequence,
+    parse_rules,
+    rule_for,
     weights_only,
 )
 
@@ -43,14 +47,20 @@ def _rank_and_size(group, rank, size, name) -> tuple:
     return rank, size
 
 
-def shard_ranges(dim: int, rank: int, size: int, segments: Segments = 1, name="shard") -> list:
+def shard_ranges(
+    dim: int, rank: int, size: int, segments: Segments = 1, name="shard", *, balanced: bool = False
+) -> list:
     """``[(start, length), ...]`` of this rank's shard of an axis of length
     ``dim``, by MLX's convention (``mlx.nn.layers.distributed``): the axis
     is first cut into ``segments`` (an int: equal parts; a list of fractions:
     cut points ``int(f * dim)``, as for a fused QKV weight), each segment into
-    ``size`` equal contiguous parts, and rank r gets part r of every
-    segment. As in MLX, equal parts are required: a length that does not
-    divide raises ``ValueError``."""
+    ``size`` contiguous parts, and rank r gets part r of every segment.
+
+    As in MLX, the parts must be equal: a length that does not divide raises
+    ``ValueError``. With ``balanced=True`` any length is accepted and split
+    as ``numpy.array_split`` does: the first ``length % size`` ranks get one
+    element more (MLX's layers do not shard this way yet; use it for your
+    own layers and for expert parallelism over an uneven expert count)."""
     if isinstance(segments, int):
         if segments < 1 or dim % segments:
             raise ValueError(f"[{name}] an axis of length {dim} cannot be cut into {segments} equal segments.")
@@ -59,13 +69,14 @@ def shard_ranges(dim: int, rank: int, size: int, segments: Segments = 1, name="s
         cuts = [0] + [int(f * dim) for f in segments] + [dim]
     ranges = []
     for lo, hi in zip(cuts[:-1], cuts[1:]):
-        if (hi - lo) % size:
+        part, extra = divmod(hi - lo, size)
+        if extra and not balanced:
             raise ValueError(
                 f"[{name}] a segment of length {hi - lo} cannot be split into {size} equal "
-                "shards (MLX's sharded layers require equal shards)."
+                "shards (MLX's sharded layers require equal shards; balanced=True splits "
+                "it as numpy.array_split does)."
             )
-        part = (hi - lo) // size
-        ranges.append((lo + rank * part, part))
+        ranges.append((lo + rank * part + min(rank, extra), part + (rank < extra)))
     return ranges
 
 
@@ -77,6 +88,7 @@ def shard(
     rank: Optional[int] = None,
     size: Optional[int] = None,
     segments: Segments = 1,
+    balanced: bool = False,
 ) -> Callable:
     """An initializer that returns this rank's shard of the full weight.
 
@@ -88,6 +100,12 @@ def shard(
     of ``init(a, *args, key=...)``. Fans come from the full shape. Without
     ``key``, one key is drawn from MLX's global state, so every rank must
     draw in the same order (seed them alike) or pass the same key.
+
+    ``axis=0`` of a stacked-expert weight ``(experts, out, in)`` is expert
+    parallelism: rank r holds experts ``[r*E/N, (r+1)*E/N)``; pass the
+    initializer's ``batch_dims=1`` through the call so that the fans stay
+    per expert. ``balanced=True`` accepts lengths that do not divide
+    (see ``shard_ranges``).
     """
     name = "shard"
     check_initializer(initializer, name)
@@ -100,7 +118,7 @@ def shard(
             raise ValueError(f"[{name}] axis {axis} is out of range for shape {full}.")
         if "full_shape" in kwargs or "start" in kwargs:
             raise ValueError(f"[{name}] the shard sets full_shape= and start= itself.")
-        ranges = shard_ranges(full[ax], rank, size, segments, name)
+        ranges = shard_ranges(full[ax], rank, size, segments, name, balanced=balanced)
 
         def build(k):  # one key for every piece
             pieces = []
@@ -132,34 +150,105 @@ def _layer_sharding(path: str, module: nn.Module, param: mx.array):
     return None
 
 
+def _window_from_template(path, shard_shape, full_shape, rank, size, name):
+    """``(axis, start)`` of a shard inside the full tensor under MLX's
+    convention (one axis cut into ``size`` equal contiguous parts, rank r
+    holding part r), ``None`` for a replicated (unsharded) parameter."""
+    both = f"the model has {tuple(shard_shape)}, the template {tuple(full_shape)}"
+    if len(shard_shape) != len(full_shape):
+        raise ValueError(f"[{name}] {path}: the shard and the full parameter differ in rank: {both}.")
+    axes = [i for i, (s, f) in enumerate(zip(shard_shape, full_shape)) if s != f]
+    if not axes:
+        return None
+    if len(axes) > 1:
+        raise ValueError(
+            f"[{name}] {path}: more than one axis differs ({both}); a shard cuts one axis.")
+    ax = axes[0]
+    if shard_shape[ax] * size != full_shape[ax]:
+        raise ValueError(
+            f"[{name}] {path}: axis {ax} is not cut into {size} equal parts ({both}; "
+            f"the group has {size} ranks).")
+    return ax, rank * shard_shape[ax]
+
+
+def _marked_sharded(model: nn.Module) -> list:
+    """Modules that mlx-lm's ``shard()`` methods mark with a
+    ``sharding_group`` of more than one rank (its MoE blocks, whose expert
+    weights are sharded in place and so keep their layer classes)."""
+    out = []
+    for path, m in model.named_modules():
+        g = getattr(m, "sharding_group", None)
+        if g is not None and hasattr(g, "size") and g.size() > 1:
+            out.append(path or "<model>")
+    return out
+
+
 def init_sharded(
     model: nn.Module,
-    initializer: Optional[Callable] = None,
+    initializer=None,
     key: Optional[mx.array] = None,
     filter=None,
     *,
     group: Optional[mx.distributed.Group] = None,
+    rank: Optional[int] = None,
+    size: Optional[int] = None,
+    full: Optional[nn.Module] = None,
     sharding: Optional[Callable] = None,
     stream=None,
 ) -> nn.Module:
     """Initialize a sharded model so that every rank's weights are its shards
-    of what ``init_model`` gives the unsharded model for the same key.
+    of what ``init_model`` gives the unsharded model for the same key and
+    the same ``initializer`` — one of this package's initializers or rules,
+    exactly as ``init_model`` takes them (default ``glorot_normal()``).
 
-    Shards are recognized from MLX's layers (``AllToShardedLinear``,
-    ``ShardedToAllLinear``, as made by ``shard_linear`` or directly). For a
-    model sharded with ``shard_inplace`` the layers stay ``nn.Linear``: pass
-    the same ``sharding`` as to ``shard_inplace``, a callable ``(path, param)
-    -> None | axis | (axis, segments)`` (or the strings "all-to-sharded" /
-    "sharded-to-all", applied to every selected parameter). The full shape
-    of a shard is its shape with the sharded axis times the group size.
+    Where each parameter's full shape and window come from, in this order:
+
+    1. ``sharding``: a callable ``(path, param) -> None | axis | (axis,
+       segments)``, as given to MLX's ``shard_inplace`` (or the strings
+       "all-to-sharded" / "sharded-to-all" for every selected parameter).
+       Where it returns ``None``, the next rules apply — a parameter of a
+       layer that MLX marks as sharded is never drawn as a whole tensor.
+    2. ``full``: the same architecture built unsharded (lazily: its own
+       weights are never evaluated, so it costs nothing). A parameter's
+       full shape is the template's; the window is inferred from the
+       shard's shape (one axis cut into ``size`` equal parts, rank r holds
+       part r). Anything else — two axes differ, a ratio that is not the
+       group size, a parameter missing on either side — is a ``ValueError``
+       naming the parameter and both shapes. This covers mlx-lm's
+       ``model.shard(group)``, which mixes ``shard_linear`` layers with
+       in-place sharded experts and head slices. Parameters are selected
+       (``filter``), and rules matched, on the template's modules — the
+       unsharded classes (``nn.Linear``, mlx-lm's ``SwitchLinear``) that
+       rules and recipes name — and stacked experts get ``batch_dims`` from
+       the full shape, as ``init_model`` gives them.
+    3. MLX's sharded layers (``AllToShardedLinear``, ``ShardedToAllLinear``):
+       their documented split, with the full shape the shard's times the
+       group size.
+
+    Anything else is drawn whole. Without ``full`` and ``sharding``, a
+    module marked by mlx-lm as sharded (``sharding_group``) is a
+    ``ValueError``, since its in-place-sharded parameters carry no trace of
+    their full shapes.
+
+    ``group`` (default: ``mx.distributed.init()``), or ``rank=`` and
+    ``size=`` to compute one rank's shards without a group (one rank of a
+    simulated cluster).
     """
     from .initializers import glorot_normal
 
     name = "init_sharded"
-    initializer = glorot_normal() if initializer is None else initializer
-    check_initializer(initializer, name)
-    rank, size = _rank_and_size(group, None, None, name)
-    filter = weights_only if filter is None else filter
+    if initializer is not None and _is_rules(initializer):
+        rules = parse_rules(initializer, name)
+        filter = _all if filter is None else filter
+    else:
+        initializer = glorot_normal() if initializer is None else initializer
+        check_initializer(initializer, name)
+        rules = [("*", initializer)]
+        filter = weights_only if filter is None else filter
+    _checks.check_stream(stream, name)
+    rank, size = _rank_and_size(group, rank, size, name)
+    if full is not None and not isinstance(full, nn.Module):
+        raise TypeError(f"[{name}] full must be the unsharded mlx.nn.Module, but got {type(full).__name__}.")
     if isinstance(sharding, str):
         kind = sharding
         if kind not in ("all-to-sharded", "sharded-to-all"):
@@ -170,24 +259,82 @@ def init_sharded(
                 return -1 if path.endswith("bias") else max(param.ndim - 2, 0)
             return None if path.endswith("bias") else -1
 
-    def build(k):
-        new = []
-        for path, module, param in named_parameters(model, filter, name):
-            rule = sharding(path, param) if sharding is not None else _layer_sharding(path, module, param)
-            q = param_subsequence(path)
-            # Stacked experts: per-expert fans, as init_model draws them.
-            b = batch_dims_of(module, param)
-            extra = {"batch_dims": b} if b else {}
+    if full is None and sharding is None:
+        marked = _marked_sharded(model)
+        if marked:
+            raise ValueError(
+                f"[{name}] {', '.join(marked[:3])} {'is' if len(marked) == 1 else 'are'} marked as "
+                "sharded (sharding_group) but the full shapes of their in-place-sharded "
+                "parameters are unknown: pass full= (the model built unsharded) or sharding=.")
+
+    if full is None:
+        selected = named_parameters(model, filter, name)
+        full_shapes = {}
+    else:
+        selected, full_shapes = _select_from_template(model, full, filter, name)
+
+    jobs = []  # (path, the model's parameter, initializer, batch_dims, full shape or None)
+    for path, module, param in selected:
+        init = rule_for(rules, path, module)
+        if init is not None:
+            fshape = full_shapes.get(path)
+            b = batch_dims_of(module, _Shape(fshape) if fshape else param)
+            jobs.append((path, module, param, init, b, fshape))
+
+    def one(k, path, module, param, init, b, fshape):
+        q = param_subsequence(path)
+        common = dict(key=k, subsequence=q, stream=stream, **({"batch_dims": b} if b else {}))
+        shard_shape = tuple(param.shape)
+        rule = sharding(path, param) if sharding is not None else None
+        if rule is None and fshape is not None:
+            window = _window_from_template(path, shard_shape, fshape, rank, size, name)
+            if window is None:
+                return init(_Shape(fshape), **common)
+            ax, lo = window
+            start = (0,) * ax + (lo,) + (0,) * (len(fshape) - ax - 1)
+            return init(_Shape(shard_shape), full_shape=fshape, start=start, **common)
+        if rule is None and fshape is None:
+            rule = _layer_sharding(path, module, param)
             if rule is None:
-                new.append((path, initializer(param, key=k, subsequence=q, stream=stream, **extra)))
-                continue
-            axis, segments = rule if isinstance(rule, tuple) else (rule, 1)
-            ax = axis + param.ndim if axis < 0 else axis
-            full = list(param.shape)
-            full[ax] *= size
-            piece = shard(initializer, ax, rank=rank, size=size, segments=segments)
-            new.append((path, piece(_Shape(full), key=k, subsequence=q, stream=stream, **extra)))
-        return new
+                return init(param, **common)
+        axis, segments = rule if isinstance(rule, tuple) else (rule, 1)
+        ax = axis + param.ndim if axis < 0 else axis
+        if fshape is None:
+            fshape = list(shard_shape)
+            fshape[ax] *= size
+        out = shard(init, ax, rank=rank, size=size, segments=segments)(_Shape(fshape), **common)
+        if tuple(out.shape) != shard_shape:
+            raise ValueError(
+                f"[{name}] {path}: sharding gives a shard of shape {tuple(out.shape)} "
+                f"but the model holds {shard_shape}.")
+        return out
+
+    def build(k):
+        return [(job[0], one(k, *job)) for job in jobs]
 
     model.update(tree_unflatten(with_key(key, name, build)))
     return model
+
+
+def _select_from_template(model, full, filter, name):
+    """The parameters to draw, chosen on the template ``full`` (its modules
+    are the unsharded classes that filters and rules are written for), as
+    ``(path, template module, the model's shard)``, and their full shapes.
+    Both models must have the same parameter paths."""
+    ours = dict(tree_flatten(model.parameters()))
+    theirs = dict(tree_flatten(full.parameters()))
+    extra = sorted(set(ours) - set(theirs))
+    if extra:
+        raise ValueError(
+            f"[{name}] {extra[0]} (shape {tuple(ours[extra[0]].shape)}) is missing from the "
+            f"template full= ({len(extra)} parameter(s) in all): full must be the same "
+            "architecture, unsharded.")
+    selected, shapes = [], {}
+    for path, module, tparam in named_parameters(full, filter, name):
+        if path not in ours:
+            raise ValueError(
+                f"[{name}] {path} (shape {tuple(tparam.shape)}) of the template full= is "
+                "missing from the model.")
+        selected.append((path, module, ours[path]))
+        shapes[path] = tuple(tparam.shape)
+    return selected, shapes
