@@ -15,6 +15,7 @@
 #include "cpu_fill.h"
 #include "fused_init.h"
 #include "fused_init_math.h"
+#include "x86_features.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -132,10 +133,29 @@ Returns:
       "min(shift + scale * v, upper), v = (x >> 8) * 2^-24, in float32.");
 
   m.def("set_cpu_kernel", &mfi::cpu::set_kernel, "name"_a,
-        "Select the CPU kernel build: 'auto', 'scalar', 'avx2' or 'neon'.");
+        "Select the CPU kernel build: 'auto', 'scalar', 'avx2', 'avx512' or "
+        "'neon'.");
   m.def("cpu_kernel", &mfi::cpu::kernel_name, "The CPU kernel build in use.");
   m.def("available_cpu_kernels", &mfi::cpu::available_kernels,
         "The CPU kernel builds this machine can run, fastest first.");
+  // For tests/test_cpu_paths.py: the x86 kernel decision on given CPUID
+  // and XCR0 values, and this machine's (all zero off x86).
+  m.def(
+      "_x86_usable",
+      [](uint32_t leaf1_ecx, uint32_t leaf7_ebx, uint64_t xcr0, uint32_t max_leaf) {
+        mfi::x86::CpuidBits c{leaf1_ecx, leaf7_ebx, xcr0, max_leaf};
+        return std::make_tuple(mfi::x86::avx2_usable(c), mfi::x86::avx512_usable(c));
+      },
+      "leaf1_ecx"_a, "leaf7_ebx"_a, "xcr0"_a, "max_leaf"_a,
+      "(avx2, avx512): whether those kernel builds may run, given CPUID.1:ECX, "
+      "CPUID.(7,0):EBX, XCR0 and CPUID.0:EAX.");
+  m.def(
+      "_x86_cpuid",
+      [] {
+        mfi::x86::CpuidBits c = mfi::x86::read_cpuid();
+        return std::make_tuple(c.leaf1_ecx, c.leaf7_ebx, c.xcr0, c.max_leaf);
+      },
+      "This machine's (leaf1_ecx, leaf7_ebx, xcr0, max_leaf).");
   m.def("set_num_threads", &mfi::cpu::set_num_threads, "n"_a,
         "Threads per CPU evaluation; 0 means all hardware threads.");
   m.def("num_threads", &mfi::cpu::num_threads,

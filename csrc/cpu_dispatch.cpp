@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "cpu_fill.h"
+#if defined(MFI_HAVE_AVX2)
+#include "x86_features.h"
+#endif
 
 namespace mfi::cpu {
 
@@ -24,14 +27,26 @@ bool always() {
 }
 
 #if defined(MFI_HAVE_AVX2)
+// CPUID and XCR0 are read once; neither changes while the process runs.
+const x86::CpuidBits& cpuid() {
+  static const x86::CpuidBits bits = x86::read_cpuid();
+  return bits;
+}
 bool cpu_has_avx2_fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return x86::avx2_usable(cpuid());
+}
+#endif
+#if defined(MFI_HAVE_AVX512)
+bool cpu_has_avx512() {
+  return x86::avx512_usable(cpuid());
 }
 #endif
 
 // Fastest first.
 const Kernel kKernels[] = {
+#if defined(MFI_HAVE_AVX512)
+    {"avx512", &avx512::fill, &cpu_has_avx512},
+#endif
 #if defined(MFI_HAVE_AVX2)
     {"avx2", &avx2::fill, &cpu_has_avx2_fma},
 #endif

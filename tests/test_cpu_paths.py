@@ -33,19 +33,43 @@ def test_scalar_kernel_always_available():
     assert mfi.cpu_kernel() == KERNELS[0]  # "auto" picks the fastest
 
 
+def require(kernel):
+    """Skip, saying why, when this build or CPU cannot run `kernel`."""
+    if kernel not in KERNELS:
+        where = "arm64" if kernel == "neon" else "x86-64"
+        pytest.skip(
+            f"the {kernel!r} kernel is NOT tested here: this machine runs only "
+            f"{', '.join(KERNELS)} ({kernel!r} needs an {where} CPU"
+            + (" with AVX-512 F/VL/BW/DQ and an OS that saves ZMM state)"
+               if kernel == "avx512" else ")"))
+
+
+# Sizes: 1-5 straddle one block; 67 and 2169 leave every remainder of the
+# 16-lane (avx512), 8-lane (avx2) and 4-lane loops and of the 256-block tile;
+# 2^20 + 3 is split across threads with partial blocks at the ends.
+@pytest.mark.parametrize("kernel", ["avx512", "avx2", "neon"])
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
-@pytest.mark.parametrize("n", [1, 3, 4, 5, 1023, (1 << 20) + 3])
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 67, 1023, 2169, (1 << 20) + 3])
 @pytest.mark.parametrize("kind, shift", [(0, 0.0), (0, 0.5), (1, -0.25)])
-def test_kernels_and_threads_agree_bitwise(n, dtype, kind, shift, restore_cpu_settings):
+def test_kernels_and_threads_agree_bitwise(kernel, n, dtype, kind, shift, restore_cpu_settings):
+    require(kernel)
     mfi.set_cpu_kernel("scalar")
     mfi.set_num_threads(1)
     reference = draw(n, dtype, kind=kind, shift=shift)
-    for kernel in KERNELS:
-        mfi.set_cpu_kernel(kernel)
-        for threads in (1, 2, 3, 8):
-            mfi.set_num_threads(threads)
-            got = draw(n, dtype, kind=kind, shift=shift)
-            np.testing.assert_array_equal(got, reference, err_msg=f"{kernel} x{threads}")
+    mfi.set_cpu_kernel(kernel)
+    for threads in (1, 2, 3, 8):
+        mfi.set_num_threads(threads)
+        got = draw(n, dtype, kind=kind, shift=shift)
+        np.testing.assert_array_equal(got, reference, err_msg=f"{kernel} x{threads}")
+
+
+def test_scalar_threads_agree_bitwise(restore_cpu_settings):
+    mfi.set_cpu_kernel("scalar")
+    mfi.set_num_threads(1)
+    reference = draw((1 << 18) + 1, mx.float32)
+    for threads in (2, 3, 8):
+        mfi.set_num_threads(threads)
+        np.testing.assert_array_equal(draw((1 << 18) + 1, mx.float32), reference)
 
 
 def test_windows_agree_across_kernels(restore_cpu_settings):
@@ -74,3 +98,66 @@ def test_negative_thread_count():
 def test_zero_threads_means_all(restore_cpu_settings):
     mfi.set_num_threads(0)
     assert mfi.num_threads() >= 1
+
+
+# ------------------------------------------------ x86: CPU *and* OS support
+FMA, OSXSAVE, AVX = 1 << 12, 1 << 27, 1 << 28  # CPUID.1:ECX
+AVX2, F, DQ, BW, VL = 1 << 5, 1 << 16, 1 << 17, 1 << 30, 1 << 31  # CPUID.(7,0):EBX
+ECX_ALL = FMA | OSXSAVE | AVX
+EBX_ALL = AVX2 | F | DQ | BW | VL
+XCR0_ZMM = 0b1110_0111  # x87, SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM
+
+
+# (CPUID.1:ECX, CPUID.(7,0):EBX, XCR0, max leaf) -> (avx2, avx512), from the
+# Intel SDM (vol. 1, 15.2-15.4 and 13.3): each row takes away one thing.
+@pytest.mark.parametrize("ecx, ebx, xcr0, max_leaf, expected", [
+    (ECX_ALL, EBX_ALL, XCR0_ZMM, 7, (True, True)),
+    (ECX_ALL, EBX_ALL, 0b0000_0111, 7, (True, False)),   # OS saves no AVX-512 state
+    (ECX_ALL, EBX_ALL, 0b1100_0111, 7, (True, False)),   # no opmask state
+    (ECX_ALL, EBX_ALL, 0b1010_0111, 7, (True, False)),   # no upper ZMM halves
+    (ECX_ALL, EBX_ALL, 0b0110_0111, 7, (True, False)),   # no ZMM16-31
+    (ECX_ALL, EBX_ALL, 0b1110_0011, 7, (False, False)),  # no YMM state
+    (ECX_ALL, EBX_ALL, 0b1110_0101, 7, (False, False)),  # no XMM state
+    (ECX_ALL & ~OSXSAVE, EBX_ALL, XCR0_ZMM, 7, (False, False)),  # XGETBV off
+    (ECX_ALL & ~FMA, EBX_ALL, XCR0_ZMM, 7, (False, False)),
+    (ECX_ALL, EBX_ALL & ~AVX2, XCR0_ZMM, 7, (False, False)),
+    (ECX_ALL, EBX_ALL & ~VL, XCR0_ZMM, 7, (True, False)),
+    (ECX_ALL, EBX_ALL & ~BW, XCR0_ZMM, 7, (True, False)),
+    (ECX_ALL, EBX_ALL & ~DQ, XCR0_ZMM, 7, (True, False)),
+    (ECX_ALL, EBX_ALL & ~F, XCR0_ZMM, 7, (True, False)),
+    (ECX_ALL, EBX_ALL, XCR0_ZMM, 6, (False, False)),     # no leaf 7 to read
+], ids=["all", "no-avx512-state", "no-opmask", "no-zmm-hi256", "no-hi16-zmm", "no-ymm",
+        "no-xmm", "no-osxsave", "no-fma", "no-avx2", "no-vl", "no-bw", "no-dq", "no-f",
+        "max-leaf-6"])
+def test_x86_kernel_decision(ecx, ebx, xcr0, max_leaf, expected):
+    assert _ext._x86_usable(ecx, ebx, xcr0, max_leaf) == expected
+
+
+def cpuinfo_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def test_x86_kernels_match_what_linux_reports():
+    # Linux lists the AVX/AVX-512 flags only when the CPU has them AND the
+    # kernel enabled their register state in XCR0: an independent answer.
+    flags = cpuinfo_flags()
+    if flags is None or "sse2" not in flags:
+        pytest.skip("needs Linux on x86-64 (/proc/cpuinfo)")
+    assert ("avx2" in KERNELS) == ({"avx2", "fma"} <= flags)
+    assert ("avx512" in KERNELS) == ({"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= flags)
+    # And the raw registers read by the extension agree with the flags.
+    avx2, avx512 = _ext._x86_usable(*_ext._x86_cpuid())
+    assert (avx2, avx512) == ("avx2" in KERNELS, "avx512" in KERNELS)
+
+
+def test_auto_prefers_avx512_where_usable(restore_cpu_settings):
+    require("avx512")
+    mfi.set_cpu_kernel("auto")
+    assert mfi.cpu_kernel() == "avx512"

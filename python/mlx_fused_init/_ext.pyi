@@ -33,7 +33,7 @@ def uniform_bounds(low: float, high: float, dtype: mlx.core.Dtype) -> tuple[floa
     """
 
 def set_cpu_kernel(name: str) -> None:
-    """Select the CPU kernel build: 'auto', 'scalar', 'avx2' or 'neon'."""
+    """Select the CPU kernel build: 'auto', 'scalar', 'avx2', 'avx512' or 'neon'."""
 
 def cpu_kernel() -> str:
     """The CPU kernel build in use."""
