@@ -3,6 +3,9 @@
 // The module is built with NB_DOMAIN mlx so that it shares nanobind's type
 // registry with mlx.core: mx.array, mx.Dtype and mx.Stream arguments are
 // MLX's own objects, not copies.
+#include <functional>
+#include <thread>
+
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
@@ -15,6 +18,7 @@
 #include "cpu_fill.h"
 #include "fused_init.h"
 #include "fused_init_math.h"
+#include "thread_pool.h"
 #include "x86_features.h"
 
 namespace nb = nanobind;
@@ -156,6 +160,27 @@ Returns:
         return std::make_tuple(c.leaf1_ecx, c.leaf7_ebx, c.xcr0, c.max_leaf);
       },
       "This machine's (leaf1_ecx, leaf7_ebx, xcr0, max_leaf).");
+  m.def("_cpu_pool_size", &mfi::cpu::pool_size,
+        "Worker threads the CPU fill pool holds now (for tests).");
+  m.def(
+      "_cpu_pool_run",
+      [](int n) {
+        // Each task records which thread ran it; the GIL is released so that
+        // no task can depend on it.
+        std::vector<int> runs(std::max(n, 0), 0);
+        std::vector<uint64_t> who(std::max(n, 0), 0);
+        {
+          nb::gil_scoped_release release;
+          mfi::cpu::parallel_for(n, [&](int i) {
+            runs[i] += 1;
+            who[i] = std::hash<std::thread::id>{}(std::this_thread::get_id());
+          });
+        }
+        return std::make_tuple(runs, who);
+      },
+      "n"_a,
+      "Run n tasks on the CPU fill pool (for tests): (times each task ran, "
+      "a hash of the thread that ran it).");
   m.def("set_num_threads", &mfi::cpu::set_num_threads, "n"_a,
         "Threads per CPU evaluation; 0 means all hardware threads.");
   m.def("num_threads", &mfi::cpu::num_threads,

@@ -2,12 +2,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
-#include <vector>
 
 #include "cpu_fill.h"
+#include "thread_pool.h"
 #if defined(MFI_HAVE_AVX2)
 #include "x86_features.h"
 #endif
@@ -82,9 +81,11 @@ int hardware_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-// Below this many elements per thread, starting a thread costs more than it
-// saves (a thread start is ~20 us; the kernel makes ~300 M elements/s).
-constexpr int64_t kMinElementsPerThread = int64_t(1) << 17;
+// Below this many elements per thread, handing work to another thread
+// costs more than it saves: a pool worker wakes in ~5 us (a new thread took
+// ~20 us; benchmarks/results/profile.md), and the avx512 kernel fills
+// 2^15 elements in ~50 us.
+constexpr int64_t kMinElementsPerThread = int64_t(1) << 15;
 
 } // namespace
 
@@ -158,28 +159,12 @@ void fill_all(const StreamParams& p, const RunLayout& layout, OutType type, void
   // Equal chunks, rounded to 64 elements so that two threads never write
   // the same cache line. The split cannot change any value: each element
   // depends only on its own stream index.
-  int64_t chunk = ((total + nt - 1) / nt + 63) / 64 * 64;
-  std::vector<std::thread> workers;
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto run = [&](int64_t e0, int64_t e1) {
-    try {
-      fn(p, layout, type, e0, e1, out);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      error = std::current_exception();
-    }
-  };
-  for (int64_t e0 = chunk; e0 < total; e0 += chunk) {
-    workers.emplace_back(run, e0, std::min(total, e0 + chunk));
-  }
-  run(0, std::min(total, chunk));  // this thread takes the first chunk
-  for (auto& w : workers) {
-    w.join();
-  }
-  if (error) {
-    std::rethrow_exception(error);
-  }
+  const int64_t chunk = ((total + nt - 1) / nt + 63) / 64 * 64;
+  const int parts = static_cast<int>((total + chunk - 1) / chunk);
+  parallel_for(parts, [&](int i) {
+    const int64_t e0 = i * chunk;
+    fn(p, layout, type, e0, std::min(total, e0 + chunk), out);
+  });
 }
 
 } // namespace mfi::cpu

@@ -19,8 +19,20 @@ def restore_cpu_settings():
     mfi.set_num_threads(threads)
 
 
+def poison_allocator_cache(nbytes):
+    """Leave buffers of nbytes full of 0xFF in MLX's allocator cache, so that
+    the next output of that size starts as junk: a part of it that no thread
+    writes then shows, instead of keeping the bits of the previous draw of
+    the same size (the reference, which freed the very buffer reused next)."""
+    mx.clear_cache()
+    junk = mx.full((nbytes,), 255, dtype=mx.uint8)
+    mx.eval(junk)
+    del junk
+
+
 def draw(n, dtype, key=(5, 6), kind=0, scale=0.75, shift=0.0):
     # kind 1 (uniform) draws on [shift, shift + scale).
+    poison_allocator_cache(n * dtype.size)
     bounds = dict(low=shift, high=shift + scale) if kind == 1 else dict(scale=scale, shift=shift)
     out = _ext.fused_init(
         mx.array(key, dtype=mx.uint32), [n], dtype, kind=kind, stream=mx.cpu, **bounds
@@ -161,3 +173,50 @@ def test_auto_prefers_avx512_where_usable(restore_cpu_settings):
     require("avx512")
     mfi.set_cpu_kernel("auto")
     assert mfi.cpu_kernel() == "avx512"
+
+
+# ------------------------------------------------ the persistent thread pool
+def test_pool_workers_are_started_once_and_reused(restore_cpu_settings):
+    n = 1 << 18  # 8 parts of 2^15 elements: every thread count below splits
+    mfi.set_num_threads(1)
+    reference = draw(n, mx.float32)
+    mfi.set_num_threads(4)
+    np.testing.assert_array_equal(draw(n, mx.float32), reference)
+    size = _ext._cpu_pool_size()
+    assert size >= 3  # the caller plus 3 workers (more if an earlier test asked)
+    for threads in (2, 4, 3):
+        mfi.set_num_threads(threads)
+        np.testing.assert_array_equal(draw(n, mx.float32), reference)
+    assert _ext._cpu_pool_size() == size  # no new thread for smaller splits
+
+
+def test_pool_runs_every_task_once_on_several_threads():
+    runs, who = _ext._cpu_pool_run(5)
+    assert runs == [1] * 5
+    assert len(set(who)) > 1  # not all on the caller
+    assert _ext._cpu_pool_run(0) == ([], [])
+    assert _ext._cpu_pool_run(1)[0] == [1]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")
+def test_pool_works_in_a_forked_child():
+    # The child inherits the parent's pool object but none of its threads;
+    # it must start its own rather than wait for workers that do not exist.
+    # (The pool itself, not a draw: MLX's own CPU stream thread does not
+    # survive fork either, so mx.eval in such a child hangs, with or without
+    # this extension.)
+    import os
+    import signal
+
+    assert _ext._cpu_pool_run(4)[0] == [1] * 4  # the parent's pool has workers
+    pid = os.fork()
+    if pid == 0:  # child: exit status 0 only if every task ran once
+        status = 1
+        try:
+            signal.alarm(60)  # a deadlock kills the child instead of CI
+            status = 0 if _ext._cpu_pool_run(4)[0] == [1] * 4 else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status), f"child died: status {status:#x} (deadlock: SIGALRM)"
+    assert os.WEXITSTATUS(status) == 0, "a task ran twice or not at all in the child"
