@@ -30,6 +30,7 @@ bench_init_quick.*).
 import argparse
 import math
 import os
+import statistics
 import sys
 
 import mlx.core as mx
@@ -150,13 +151,15 @@ def run(shapes, dtypes, families, reps):
                 itemsize = DTYPES[dtype_name].size
                 fns = contestants(shape, dtype_name, family)
                 fns["write floor"] = write_floor(shape, itemsize)
-                times = interleave(fns, reps)
+                cpu = {}
+                times = interleave(fns, reps, cpu_times=cpu)
                 stock = summarize(times["stock"], n)
                 floor = summarize(times["write floor"], n)
                 out_bytes = n * itemsize
                 peaks = {name: peak_bytes(fns[name]) for name in ("fused", "stock")}
                 for name, t in times.items():
                     s = summarize(t, n)
+                    s["msamples_per_cpu_s"] = n / max(statistics.median(cpu[name]), 1e-9) / 1e6
                     rows.append({
                         "family": family,
                         "dtype": dtype_name,
@@ -171,6 +174,7 @@ def run(shapes, dtypes, families, reps):
                     print(
                         f"{family:14s} {dtype_name:9s} {'x'.join(map(str, shape)):>11s} "
                         f"{name:12s} {s['msamples_per_s']:9.1f} M/s  "
+                        f"{s['msamples_per_cpu_s']:9.1f} M/CPU-s  "
                         f"x{rows[-1]['ratio_to_stock']:6.2f} stock  "
                         f"{100 * rows[-1]['fraction_of_floor']:5.1f}% of floor",
                         flush=True,
@@ -179,10 +183,14 @@ def run(shapes, dtypes, families, reps):
                             if r["family"] == family and r["dtype"] == dtype_name
                             and r["shape"] == list(shape)}
                 if "mkl ICDF x1" in per_core:
-                    print(f"{'':37s}per core (medians): fused x1 / mkl ICDF x1 = "
-                          f"{per_core['fused x1'] / per_core['mkl ICDF x1']:.2f}, "
+                    per_cpu = {r["contestant"]: r["msamples_per_cpu_s"] for r in rows
+                               if r["family"] == family and r["dtype"] == dtype_name
+                               and r["shape"] == list(shape)}
+                    print(f"{'':37s}per core: fused x1 / mkl ICDF x1 = "
+                          f"{per_core['fused x1'] / per_core['mkl ICDF x1']:.2f} (wall medians), "
+                          f"{per_cpu['fused x1'] / per_cpu['mkl ICDF x1']:.2f} (CPU time); "
                           f"/ mkl BoxMuller2 x1 = "
-                          f"{per_core['fused x1'] / per_core['mkl BoxMuller2 x1']:.2f}")
+                          f"{per_core['fused x1'] / per_core['mkl BoxMuller2 x1']:.2f} (wall)")
                 over = (peaks["fused"] - out_bytes) / 2**20
                 print(f"{'':37s}peak memory: fused output {over:+.2f} MiB, "
                       f"stock {peaks['stock'] / out_bytes:.2f}x output")
@@ -197,16 +205,22 @@ def markdown(rows, meta, command) -> str:
         f"{meta['cpu_kernels']}). Command: `{command}`.",
         "",
         f"Load average (1 min) before / after the run: {meta['load_before']:.2f} / "
-        f"{meta['load_after']:.2f}. {meta['mkl'] or 'oneMKL: ' + meta['mkl_version']}.",
+        f"{meta['load_after']:.2f}. "
+        + (meta["mkl"] or f"oneMKL: {meta['mkl_version']}. {meta['mkl_caveat']}") + ".",
         "",
-        "| initializer | dtype | shape | contestant | M samples/s (best) | median | × stock | % of write floor | peak memory − output |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "M/CPU-s: samples per second of the process's CPU time (all threads; "
+        "median) — for a one-thread contestant, its speed per core even while "
+        "other jobs share the cores.",
+        "",
+        "| initializer | dtype | shape | contestant | M samples/s (best) | median | M/CPU-s | × stock | % of write floor | peak memory − output |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         peak = "–" if r["peak_bytes"] is None else f"{(r['peak_bytes'] - r['output_bytes']) / 2**20:+.2f} MiB"
         lines.append(
             f"| {r['family']} | {r['dtype']} | {'×'.join(map(str, r['shape']))} | {r['contestant']} "
             f"| {fmt(r['msamples_per_s'])} | {fmt(r['msamples_per_s_median'])} "
+            f"| {fmt(r['msamples_per_cpu_s'])} "
             f"| {fmt(r['ratio_to_stock'], 2)} | {fmt(100 * r['fraction_of_floor'])} | {peak} |"
         )
     return "\n".join(lines) + "\n"
@@ -265,11 +279,12 @@ def main(argv=None) -> int:
     meta["cpu_kernels"] = mfi.available_cpu_kernels()
     meta["mkl"] = MKL_NOTE
     meta["mkl_version"] = None if MKL_NOTE else mkl_peer.version()
+    meta["mkl_caveat"] = None if MKL_NOTE else mkl_peer.vendor_note()
     meta["load_before"] = os.getloadavg()[0]
     print(f"{meta['cpu']} ({meta['cores']} cores), MLX {meta['mlx']}, "
           f"kernel {meta['cpu_kernel']} x{meta['threads']} threads, "
           f"load {meta['load_before']:.2f}")
-    print(MKL_NOTE or f"oneMKL: {meta['mkl_version']}")
+    print(MKL_NOTE or f"oneMKL: {meta['mkl_version']}. {meta['mkl_caveat']}")
     rows = run(shapes, dtypes, families, reps)
     meta["load_after"] = os.getloadavg()[0]
     command = "python benchmarks/bench_init.py" + "".join(

@@ -3,7 +3,7 @@
 
 Two ways in:
 
-* ``mkl_random.RandomState(brng="philox4x32x10").standard_normal`` (ICDF and
+* ``mkl_random.MKLRandomState(brng="philox4x32x10").standard_normal`` (ICDF and
   Box-Muller2): the Python API, float64 only, one thread;
 * ``vsRngGaussian`` called with ctypes on the same ``libmkl_rt``: float32
   like the fused kernel, with the scale applied by MKL (sigma), one thread or
@@ -72,6 +72,21 @@ def version() -> str:
     return " ".join(buf.value.decode(errors="replace").split())
 
 
+def vendor_note() -> str:
+    """A caveat for the results on a non-Intel CPU, else ''."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            vendor = next((ln.split(":", 1)[1].strip() for ln in f
+                           if ln.startswith("vendor_id")), "")
+    except OSError:
+        return ""
+    if vendor in ("", "GenuineIntel"):
+        return ""
+    return (f"On this {vendor} CPU oneMKL runs its generic code path: perf shows "
+            "its Philox and ICDF in libmkl_vml_def, whatever MKL_ENABLE_INSTRUCTIONS "
+            "says, so these are not oneMKL's best numbers")
+
+
 def float32_normal(n: int, sigma: float, method: str, threads: int):
     """A callable that returns a fresh float32 array of n normals * sigma."""
     lib = _library()
@@ -110,5 +125,7 @@ def float64_standard_normal(n: int, method: str):
     """mkl_random's own API: a fresh float64 array of n standard normals."""
     import mkl_random
 
-    rs = mkl_random.RandomState(1234, brng="philox4x32x10")
+    # MKLRandomState since mkl_random 1.3.2 (RandomState is deprecated).
+    cls = getattr(mkl_random, "MKLRandomState", None) or mkl_random.RandomState
+    rs = cls(1234, brng="philox4x32x10")
     return lambda: rs.standard_normal(n, method=method)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds benchmarks/profile/stages.cpp with each x86 kernel build's flags
-# (those of CMakeLists.txt) and runs it on one thread.
+# (those of CMakeLists.txt) and runs it on one thread; then
+# thread_start.cpp (a new thread against the pool's worker).
 #   benchmarks/profile/run_stages.sh [reps]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,3 +19,7 @@ for k in avx2 avx512; do
   echo "== $k (load $(cut -d' ' -f1 /proc/loadavg))"
   "$out/stages_$k" "${1:-7}"
 done
+${CXX:-g++} -std=c++20 -O2 -Icsrc benchmarks/profile/thread_start.cpp csrc/thread_pool.cpp \
+  -o "$out/thread_start" -pthread
+echo "== thread start (load $(cut -d' ' -f1 /proc/loadavg))"
+"$out/thread_start"
