@@ -82,9 +82,9 @@ def vendor_note() -> str:
         return ""
     if vendor in ("", "GenuineIntel"):
         return ""
-    return (f"On this {vendor} CPU oneMKL runs its generic code path: perf shows "
-            "its Philox and ICDF in libmkl_vml_def, whatever MKL_ENABLE_INSTRUCTIONS "
-            "says, so these are not oneMKL's best numbers")
+    return (f"On this {vendor} CPU oneMKL may run its generic code path (on an "
+            "AMD EPYC Zen 4, perf showed its Philox and ICDF in libmkl_vml_def.so even "
+            "with MKL_ENABLE_INSTRUCTIONS=AVX512): these need not be oneMKL's best numbers")
 
 
 def float32_normal(n: int, sigma: float, method: str, threads: int):
