@@ -21,6 +21,10 @@
 
 #include "cpu_fill.h"
 #include "fused_init_math.h"
+#if defined(__AVX512F__)  // as cpu_fill_avx512.cpp
+#include "philox_avx512.h"
+#define MFI_PHILOX_BLOCKS ::mfi::x16::philox_blocks
+#endif
 
 namespace mfi::cpu::stages {
 #include "cpu_fill_impl.h"
@@ -32,18 +36,33 @@ using mfi::OutType;
 constexpr uint32_t kTile = 256;
 
 // The tile loop with stages switched off; `Stage` 0: Philox only,
-// 1: + transform, 2: + interleaving copy (as the kernel). Stages 0 and 1
+// 1: + transform, 2: + interleaving copy (as the kernel). `Portable`: the
+// Philox of fused_init_math.h even where the build has its own. Stages 0 and 1
 // fold their tiles into one word per tile (a vectorized XOR, about 0.05 ns
 // per element) so that the compiler cannot drop the work.
-template <int Stage>
+template <int Stage, bool Portable = false>
 __attribute__((noinline)) void tiles(uint64_t nblocks, uint32_t k0, uint32_t k1, float scale,
                                      float* out) {
   alignas(64) uint32_t u0[kTile], u1[kTile], u2[kTile], u3[kTile];
   alignas(64) float t0[kTile], t1[kTile], t2[kTile], t3[kTile];
   for (uint64_t b = 0; b < nblocks; b += kTile) {
     const uint32_t lo0 = static_cast<uint32_t>(b);
+#if defined(MFI_PHILOX_BLOCKS)
+    alignas(64) uint32_t w0[kTile], w1[kTile], w2[kTile], w3[kTile];
+    if constexpr (!Portable) {
+      MFI_PHILOX_BLOCKS(lo0, 0, 0, 0, k0, k1, kTile, w0, w1, w2, w3);
+    }
+#endif
     for (uint32_t j = 0; j < kTile; ++j) {
-      mfi::Block x = mfi::stream_block(lo0 + j, 0, 0, 0, k0, k1);
+      mfi::Block x;
+#if defined(MFI_PHILOX_BLOCKS)
+      if constexpr (!Portable) {
+        x = mfi::Block{w0[j], w1[j], w2[j], w3[j]};
+      } else
+#endif
+      {
+        x = mfi::stream_block(lo0 + j, 0, 0, 0, k0, k1);
+      }
       if constexpr (Stage == 0) {
         u0[j] = x.x0; u1[j] = x.x1; u2[j] = x.x2; u3[j] = x.x3;
       } else {
@@ -111,6 +130,9 @@ int main(int argc, char** argv) {
 
   struct Row { const char* name; double ns; };
   std::vector<Row> rows;
+#if defined(MFI_PHILOX_BLOCKS)
+  rows.push_back({"philox portable", best_ns_per_element([&] { tiles<0, true>(nb, 5, 6, 0.75f, out.data()); }, n, reps)});
+#endif
   rows.push_back({"philox", best_ns_per_element([&] { tiles<0>(nb, 5, 6, 0.75f, out.data()); }, n, reps)});
   rows.push_back({"+normal", best_ns_per_element([&] { tiles<1>(nb, 5, 6, 0.75f, out.data()); }, n, reps)});
   rows.push_back({"+interleave", best_ns_per_element([&] { tiles<2>(nb, 5, 6, 0.75f, out.data()); }, n, reps)});
