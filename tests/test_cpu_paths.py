@@ -97,6 +97,26 @@ def test_windows_agree_across_kernels(restore_cpu_settings):
         np.testing.assert_array_equal(r, results[0])
 
 
+@pytest.mark.parametrize("kernel", ["avx512", "avx2", "neon"])
+def test_counter_high_words_agree_across_kernels(kernel, restore_cpu_settings):
+    # Rows 2^19 - 1 and 2^19 of a (2^20, 2^15) virtual tensor straddle
+    # element 2^34, i.e. block 2^32, where the counter's high word steps (a
+    # tile ends there); the subsequence fills counter words 2 and 3 with
+    # distinct nonzero halves, so swapped or dropped words show.
+    require(kernel)
+    args = dict(kind=0, scale=1.0, shift=0.0, full_shape=[1 << 20, 1 << 15],
+                start=[(1 << 19) - 1, 0], subsequence=0x12345678_9ABCDEF0, stream=mx.cpu)
+    key = mx.array([7, 9], dtype=mx.uint32)
+    results = {}
+    for k, threads in (("scalar", 1), (kernel, 1), (kernel, 3)):
+        mfi.set_cpu_kernel(k)
+        mfi.set_num_threads(threads)
+        poison_allocator_cache(2 * (1 << 15) * 4)
+        results[(k, threads)] = bits(_ext.fused_init(key, [2, 1 << 15], mx.float32, **args))
+    for name, got in results.items():
+        np.testing.assert_array_equal(got, results[("scalar", 1)], err_msg=str(name))
+
+
 def test_bad_kernel_name():
     with pytest.raises(ValueError, match="Unknown kernel 'sse9'"):
         mfi.set_cpu_kernel("sse9")
