@@ -1,6 +1,10 @@
 #include "x86_features.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
+// GCC and Clang (the compilers CMakeLists.txt's x86 flags are written for)
+// provide <cpuid.h> and inline assembly; elsewhere nothing is read and only
+// the scalar kernel is chosen.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MFI_READ_CPUID 1
 #include <cpuid.h>
 #endif
 
@@ -41,7 +45,7 @@ bool avx512_usable(const CpuidBits& c) {
 
 CpuidBits read_cpuid() {
   CpuidBits c;
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(MFI_READ_CPUID)
   unsigned a, b, cx, d;
   if (!__get_cpuid(0, &a, &b, &cx, &d)) {
     return c;
