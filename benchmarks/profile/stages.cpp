@@ -24,6 +24,9 @@
 #if defined(__AVX512F__)  // as cpu_fill_avx512.cpp
 #include "philox_avx512.h"
 #define MFI_PHILOX_BLOCKS ::mfi::x16::philox_blocks
+#elif defined(__AVX2__)  // as cpu_fill_avx2.cpp
+#include "philox_avx2.h"
+#define MFI_PHILOX_BLOCKS ::mfi::x8::philox_blocks
 #endif
 
 namespace mfi::cpu::stages {
