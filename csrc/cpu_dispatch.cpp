@@ -84,7 +84,7 @@ int hardware_threads() {
 // Below this many elements per thread, handing work to another thread
 // costs more than it saves: a pool worker wakes in ~5-10 us (a new thread
 // took ~20 us; benchmarks/results/profile.md), and the kernels fill 2^15
-// elements in 35 (avx512) to 80 (avx2) us.
+// elements in 35 (avx512) to 50 (avx2) us.
 constexpr int64_t kMinElementsPerThread = int64_t(1) << 15;
 
 } // namespace
