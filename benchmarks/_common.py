@@ -62,21 +62,30 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def interleave(contestants: dict, reps: int, warmup: int = 1, settle: float = 0.1) -> dict:
+def interleave(contestants: dict, reps: int, warmup: int = 1, settle: float = 0.1,
+               cpu_times: dict | None = None) -> dict:
     """Run every contestant once per round, ``reps`` rounds after
     ``warmup`` untimed ones, so that drifts of the machine hit all alike.
     Before each timed call, wait ``settle`` seconds (untimed): PyTorch's
     OpenMP and JAX's Eigen worker threads spin for a while after their work,
     and would otherwise steal the cores from whichever contestant comes
-    next. Returns name -> list of seconds."""
+    next. Returns name -> list of seconds. If ``cpu_times`` is a dict, it
+    receives name -> list of the process's CPU seconds per call (all its
+    threads): on a shared machine, a one-thread contestant's CPU time is
+    its cost per core, whatever else the cores were doing."""
     for _ in range(warmup):
         for fn in contestants.values():
             fn()
     times = {name: [] for name in contestants}
+    if cpu_times is not None:
+        cpu_times.update({name: [] for name in contestants})
     for _ in range(reps):
         for name, fn in contestants.items():
             time.sleep(settle)
+            c0 = time.process_time()
             times[name].append(timed(fn))
+            if cpu_times is not None:
+                cpu_times[name].append(time.process_time() - c0)
     return times
 
 

@@ -1,4 +1,4 @@
-"""Fused vs stock initializers, with PyTorch, JAX and NumPy when installed.
+"""Fused vs stock initializers, with oneMKL, PyTorch, JAX and NumPy when installed.
 
 For each shape and dtype, the contestants run interleaved (one call each per
 round), after a warm-up round; each call makes a fresh array, as
@@ -13,7 +13,15 @@ against the output's size.
 
 Peers (PyTorch, JAX, NumPy) and every dtype are measured for glorot_normal;
 the rest of the family (glorot_uniform, he_normal, he_uniform, normal,
-uniform) against stock MLX in float32.
+uniform) against stock MLX in float32. Every case also times the fused
+kernel on one thread ("fused x1"); glorot_normal also times the avx2 build
+on one thread where a faster build is the default ("fused avx2 x1"), and,
+in float32, oneMKL's Philox4x32-10 normals (``mkl_random``, the ``bench``
+extra; see mkl_peer.py) on one thread and on every core. The summary line
+of each case gives the per-core ratio to oneMKL's ICDF method.
+
+The load average before and after the run is recorded: on a shared machine,
+only the ratios within one interleaved run mean much.
 
 Writes benchmarks/results/bench_init.{json,md,png} (--quick:
 bench_init_quick.*).
@@ -21,12 +29,15 @@ bench_init_quick.*).
 
 import argparse
 import math
+import os
+import statistics
 import sys
 
 import mlx.core as mx
 import mlx.nn.init as stock_init
 import numpy as np
 
+import mkl_peer
 import mlx_fused_init as mfi
 from _common import RESULTS, fmt, interleave, machine, optional, summarize, write_json
 
@@ -45,11 +56,22 @@ def contestants(shape, dtype_name: str, family: str) -> dict:
     fused, stock = fused_fn(dtype), stock_fn(dtype)
     out = {
         "fused": lambda: mx.eval(fused(a)),
+        "fused x1": pinned(lambda: mx.eval(fused(a)), threads=1),
         "stock": lambda: mx.eval(stock(a)),
     }
     if family != "glorot_normal":
         return out
+    if mfi.cpu_kernel() != "avx2" and "avx2" in mfi.available_cpu_kernels():
+        out["fused avx2 x1"] = pinned(lambda: mx.eval(fused(a)), threads=1, kernel="avx2")
     std = glorot_std(shape)
+    n = math.prod(shape)
+    if dtype_name == "float32" and MKL_NOTE is None:
+        cores = os.cpu_count() or 1
+        for method in ("ICDF", "BoxMuller2"):
+            out[f"mkl {method} x1"] = mkl_peer.float32_normal(n, std, method, 1)
+            if cores > 1:
+                out[f"mkl {method} x{cores}"] = mkl_peer.float32_normal(n, std, method, cores)
+            out[f"mkl_random {method} f64 x1"] = mkl_peer.float64_standard_normal(n, method)
     torch = optional("torch")
     if torch is not None:
         tdt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype_name]
@@ -70,6 +92,25 @@ def contestants(shape, dtype_name: str, family: str) -> dict:
         else:
             out["numpy"] = lambda: (rng.standard_normal(shape, dtype=np.float32) * std).astype(ndt)
     return out
+
+
+MKL_NOTE = mkl_peer.why_unavailable()
+
+
+def pinned(fn, threads=None, kernel=None):
+    """fn run with the given CPU thread count and kernel, then restored."""
+    def call():
+        saved = mfi.num_threads(), mfi.cpu_kernel()
+        if threads is not None:
+            mfi.set_num_threads(threads)
+        if kernel is not None:
+            mfi.set_cpu_kernel(kernel)
+        try:
+            fn()
+        finally:
+            mfi.set_num_threads(saved[0])
+            mfi.set_cpu_kernel(saved[1])
+    return call
 
 
 # name -> (fused factory, stock factory), each taking the dtype.
@@ -110,13 +151,15 @@ def run(shapes, dtypes, families, reps):
                 itemsize = DTYPES[dtype_name].size
                 fns = contestants(shape, dtype_name, family)
                 fns["write floor"] = write_floor(shape, itemsize)
-                times = interleave(fns, reps)
+                cpu = {}
+                times = interleave(fns, reps, cpu_times=cpu)
                 stock = summarize(times["stock"], n)
                 floor = summarize(times["write floor"], n)
                 out_bytes = n * itemsize
                 peaks = {name: peak_bytes(fns[name]) for name in ("fused", "stock")}
                 for name, t in times.items():
                     s = summarize(t, n)
+                    s["msamples_per_cpu_s"] = n / max(statistics.median(cpu[name]), 1e-9) / 1e6
                     rows.append({
                         "family": family,
                         "dtype": dtype_name,
@@ -131,10 +174,23 @@ def run(shapes, dtypes, families, reps):
                     print(
                         f"{family:14s} {dtype_name:9s} {'x'.join(map(str, shape)):>11s} "
                         f"{name:12s} {s['msamples_per_s']:9.1f} M/s  "
+                        f"{s['msamples_per_cpu_s']:9.1f} M/CPU-s  "
                         f"x{rows[-1]['ratio_to_stock']:6.2f} stock  "
                         f"{100 * rows[-1]['fraction_of_floor']:5.1f}% of floor",
                         flush=True,
                     )
+                per_core = {r["contestant"]: r["msamples_per_s_median"] for r in rows
+                            if r["family"] == family and r["dtype"] == dtype_name
+                            and r["shape"] == list(shape)}
+                if "mkl ICDF x1" in per_core:
+                    per_cpu = {r["contestant"]: r["msamples_per_cpu_s"] for r in rows
+                               if r["family"] == family and r["dtype"] == dtype_name
+                               and r["shape"] == list(shape)}
+                    print(f"{'':37s}per core: fused x1 / mkl ICDF x1 = "
+                          f"{per_core['fused x1'] / per_core['mkl ICDF x1']:.2f} (wall medians), "
+                          f"{per_cpu['fused x1'] / per_cpu['mkl ICDF x1']:.2f} (CPU time); "
+                          f"/ mkl BoxMuller2 x1 = "
+                          f"{per_core['fused x1'] / per_core['mkl BoxMuller2 x1']:.2f} (wall)")
                 over = (peaks["fused"] - out_bytes) / 2**20
                 print(f"{'':37s}peak memory: fused output {over:+.2f} MiB, "
                       f"stock {peaks['stock'] / out_bytes:.2f}x output")
@@ -145,16 +201,26 @@ def markdown(rows, meta, command) -> str:
     lines = [
         f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['system']}; "
         f"MLX {meta['mlx']}, mlx-fused-init {meta['mlx_fused_init']} "
-        f"({meta['cpu_kernel']} kernel, {meta['threads']} threads). Command: `{command}`.",
+        f"({meta['cpu_kernel']} kernel, {meta['threads']} threads; builds here: "
+        f"{meta['cpu_kernels']}). Command: `{command}`.",
         "",
-        "| initializer | dtype | shape | contestant | M samples/s (best) | median | × stock | % of write floor | peak memory − output |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        f"Load average (1 min) before / after the run: {meta['load_before']:.2f} / "
+        f"{meta['load_after']:.2f}. "
+        + (meta["mkl"] or f"oneMKL: {meta['mkl_version']}. {meta['mkl_caveat']}") + ".",
+        "",
+        "M/CPU-s: samples per second of the process's CPU time (all threads; "
+        "median) — for a one-thread contestant, its speed per core even while "
+        "other jobs share the cores.",
+        "",
+        "| initializer | dtype | shape | contestant | M samples/s (best) | median | M/CPU-s | × stock | % of write floor | peak memory − output |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         peak = "–" if r["peak_bytes"] is None else f"{(r['peak_bytes'] - r['output_bytes']) / 2**20:+.2f} MiB"
         lines.append(
             f"| {r['family']} | {r['dtype']} | {'×'.join(map(str, r['shape']))} | {r['contestant']} "
             f"| {fmt(r['msamples_per_s'])} | {fmt(r['msamples_per_s_median'])} "
+            f"| {fmt(r['msamples_per_cpu_s'])} "
             f"| {fmt(r['ratio_to_stock'], 2)} | {fmt(100 * r['fraction_of_floor'])} | {peak} |"
         )
     return "\n".join(lines) + "\n"
@@ -170,7 +236,8 @@ def plot(rows, path):
 
     sel = [r for r in rows if r["dtype"] == "float32" and r["family"] == "glorot_normal"]
     shapes = sorted({tuple(r["shape"]) for r in sel})
-    names = [n for n in ("fused", "stock", "pytorch", "jax", "numpy", "write floor")
+    names = [n for n in ("fused", "fused x1", "stock", "mkl ICDF x1", "pytorch", "jax", "numpy",
+                         "write floor")
              if any(r["contestant"] == n for r in sel)]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     width = 0.8 / len(names)
@@ -209,9 +276,17 @@ def main(argv=None) -> int:
     if args.family:
         families = args.family
     meta = machine()
+    meta["cpu_kernels"] = mfi.available_cpu_kernels()
+    meta["mkl"] = MKL_NOTE
+    meta["mkl_version"] = None if MKL_NOTE else mkl_peer.version()
+    meta["mkl_caveat"] = None if MKL_NOTE else mkl_peer.vendor_note()
+    meta["load_before"] = os.getloadavg()[0]
     print(f"{meta['cpu']} ({meta['cores']} cores), MLX {meta['mlx']}, "
-          f"kernel {meta['cpu_kernel']} x{meta['threads']} threads")
+          f"kernel {meta['cpu_kernel']} x{meta['threads']} threads, "
+          f"load {meta['load_before']:.2f}")
+    print(MKL_NOTE or f"oneMKL: {meta['mkl_version']}. {meta['mkl_caveat']}")
     rows = run(shapes, dtypes, families, reps)
+    meta["load_after"] = os.getloadavg()[0]
     command = "python benchmarks/bench_init.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     # --quick writes beside, not over, the full results the README quotes.

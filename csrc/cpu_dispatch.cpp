@@ -2,12 +2,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
-#include <vector>
 
 #include "cpu_fill.h"
+#include "thread_pool.h"
+#if defined(MFI_HAVE_AVX2)
+#include "x86_features.h"
+#endif
 
 namespace mfi::cpu {
 
@@ -24,14 +26,26 @@ bool always() {
 }
 
 #if defined(MFI_HAVE_AVX2)
+// CPUID and XCR0 are read once; neither changes while the process runs.
+const x86::CpuidBits& cpuid() {
+  static const x86::CpuidBits bits = x86::read_cpuid();
+  return bits;
+}
 bool cpu_has_avx2_fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return x86::avx2_usable(cpuid());
+}
+#endif
+#if defined(MFI_HAVE_AVX512)
+bool cpu_has_avx512() {
+  return x86::avx512_usable(cpuid());
 }
 #endif
 
 // Fastest first.
 const Kernel kKernels[] = {
+#if defined(MFI_HAVE_AVX512)
+    {"avx512", &avx512::fill, &cpu_has_avx512},
+#endif
 #if defined(MFI_HAVE_AVX2)
     {"avx2", &avx2::fill, &cpu_has_avx2_fma},
 #endif
@@ -67,9 +81,11 @@ int hardware_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-// Below this many elements per thread, starting a thread costs more than it
-// saves (a thread start is ~20 us; the kernel makes ~300 M elements/s).
-constexpr int64_t kMinElementsPerThread = int64_t(1) << 17;
+// Below this many elements per thread, handing work to another thread
+// costs more than it saves: a pool worker wakes in ~5-10 us (a new thread
+// took ~20 us; benchmarks/results/profile.md), and the kernels fill 2^15
+// elements in 35 (avx512) to 50 (avx2) us.
+constexpr int64_t kMinElementsPerThread = int64_t(1) << 15;
 
 } // namespace
 
@@ -143,28 +159,12 @@ void fill_all(const StreamParams& p, const RunLayout& layout, OutType type, void
   // Equal chunks, rounded to 64 elements so that two threads never write
   // the same cache line. The split cannot change any value: each element
   // depends only on its own stream index.
-  int64_t chunk = ((total + nt - 1) / nt + 63) / 64 * 64;
-  std::vector<std::thread> workers;
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto run = [&](int64_t e0, int64_t e1) {
-    try {
-      fn(p, layout, type, e0, e1, out);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      error = std::current_exception();
-    }
-  };
-  for (int64_t e0 = chunk; e0 < total; e0 += chunk) {
-    workers.emplace_back(run, e0, std::min(total, e0 + chunk));
-  }
-  run(0, std::min(total, chunk));  // this thread takes the first chunk
-  for (auto& w : workers) {
-    w.join();
-  }
-  if (error) {
-    std::rethrow_exception(error);
-  }
+  const int64_t chunk = ((total + nt - 1) / nt + 63) / 64 * 64;
+  const int parts = static_cast<int>((total + chunk - 1) / chunk);
+  parallel_for(parts, [&](int i) {
+    const int64_t e0 = i * chunk;
+    fn(p, layout, type, e0, std::min(total, e0 + chunk), out);
+  });
 }
 
 } // namespace mfi::cpu

@@ -23,6 +23,9 @@ using FillFn = void (*)(
 namespace scalar {
 void fill(const StreamParams&, const RunLayout&, OutType, int64_t, int64_t, void*);
 }
+namespace avx512 {  // x86-64 with AVX-512 F+VL+BW+DQ, 512-bit vectors
+void fill(const StreamParams&, const RunLayout&, OutType, int64_t, int64_t, void*);
+}
 namespace avx2 {  // x86-64 with AVX2 and FMA
 void fill(const StreamParams&, const RunLayout&, OutType, int64_t, int64_t, void*);
 }
@@ -30,7 +33,8 @@ namespace neon {  // arm64, where NEON and FMA are always present
 void fill(const StreamParams&, const RunLayout&, OutType, int64_t, int64_t, void*);
 }
 
-// "auto" (the fastest this CPU supports), "scalar", "avx2" or "neon".
+// "auto" (the fastest this CPU supports), "scalar", "avx2", "avx512" or
+// "neon".
 // Throws std::invalid_argument for a kernel this build or CPU lacks.
 void set_kernel(const std::string& name);
 std::string kernel_name();          // the one in use

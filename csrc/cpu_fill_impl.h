@@ -61,6 +61,11 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
   constexpr uint32_t kTile = 256;
   using V = typename S::type;
   alignas(64) V t0[kTile], t1[kTile], t2[kTile], t3[kTile];
+#if defined(MFI_PHILOX_BLOCKS)
+  // This build computes a tile's Philox words with its own routine (see
+  // cpu_fill_avx512.cpp); the transform stays the shared code below.
+  alignas(64) uint32_t w0[kTile], w1[kTile], w2[kTile], w3[kTile];
+#endif
   uint64_t b = b_first;
   while (b < b_end) {
     const uint32_t hi = static_cast<uint32_t>(b >> 32);
@@ -68,8 +73,15 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
     const uint32_t lo0 = static_cast<uint32_t>(b);
     const uint32_t count =
         static_cast<uint32_t>(std::min<uint64_t>({b_end, hi_end, b + kTile}) - b);
+#if defined(MFI_PHILOX_BLOCKS)
+    MFI_PHILOX_BLOCKS(lo0, hi, q_lo, q_hi, k0, k1, count, w0, w1, w2, w3);
+#endif
     for (uint32_t j = 0; j < count; ++j) {
+#if defined(MFI_PHILOX_BLOCKS)
+      mfi::Block x{w0[j], w1[j], w2[j], w3[j]};
+#else
       mfi::Block x = mfi::stream_block(lo0 + j, hi, q_lo, q_hi, k0, k1);
+#endif
       mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper, tr);
       t0[j] = S::conv(v.v0);
       t1[j] = S::conv(v.v1);

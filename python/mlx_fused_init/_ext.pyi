@@ -40,7 +40,7 @@ def truncation_constants(mean: float, std: float, a: float, b: float, dtype: mlx
     """
 
 def set_cpu_kernel(name: str) -> None:
-    """Select the CPU kernel build: 'auto', 'scalar', 'avx2' or 'neon'."""
+    """Select the CPU kernel build: 'auto', 'scalar', 'avx2', 'avx512' or 'neon'."""
 
 def cpu_kernel() -> str:
     """The CPU kernel build in use."""
