@@ -273,7 +273,7 @@ def init_sharded(
     else:
         selected, full_shapes = _select_from_template(model, full, filter, name)
 
-    jobs = []  # (path, the model's parameter, initializer, batch_dims, full shape or None)
+    jobs = []  # (path, module, the model's parameter, initializer, batch_dims, full shape or None)
     for path, module, param in selected:
         init = rule_for(rules, path, module)
         if init is not None:
