@@ -60,3 +60,14 @@ class Tiny(nn.Module):
 
 def params(model) -> dict:
     return dict(tree_flatten(model.parameters()))
+
+
+@pytest.fixture
+def restore_cpu_settings():
+    """Put the CPU kernel and thread count back after a test changes them."""
+    import mlx_fused_init as mfi
+
+    kernel, threads = mfi.cpu_kernel(), mfi.num_threads()
+    yield
+    mfi.set_cpu_kernel(kernel)
+    mfi.set_num_threads(threads)

@@ -13,14 +13,6 @@ from conftest import bits
 KERNELS = [k.strip() for k in mfi.available_cpu_kernels().split(",")]
 
 
-@pytest.fixture
-def restore_cpu_settings():
-    kernel, threads = mfi.cpu_kernel(), mfi.num_threads()
-    yield
-    mfi.set_cpu_kernel(kernel)
-    mfi.set_num_threads(threads)
-
-
 def poison_allocator_cache(nbytes):
     """Leave buffers of nbytes full of 0xFF in MLX's allocator cache, so that
     the next output of that size starts as junk: a part of it that no thread

@@ -118,14 +118,6 @@ def test_window_is_a_slice_of_the_full_tensor():
     assert mx.array_equal(win, full[3:33, 5:995]).item()
 
 
-@pytest.fixture
-def restore_cpu_settings():
-    kernel, threads = mfi.cpu_kernel(), mfi.num_threads()
-    yield
-    mfi.set_cpu_kernel(kernel)
-    mfi.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 5, 1023, (1 << 18) + 3])
 def test_kernels_and_threads_agree_bitwise(n, dtype, restore_cpu_settings):

@@ -150,6 +150,20 @@ def rule_for(rules: list, path: str, module: nn.Module):
     return None
 
 
+def rules_and_filter(initializer, filter, name: str) -> tuple:
+    """``(rules, filter)`` of a call taking one initializer or rules: one
+    initializer (default ``glorot_normal()``) is the rule ``("*", it)``
+    over the weights (``weights_only``); rules apply to every parameter
+    unless a filter says otherwise."""
+    from .initializers import glorot_normal
+
+    if initializer is not None and _is_rules(initializer):
+        return parse_rules(initializer, name), _all if filter is None else filter
+    initializer = glorot_normal() if initializer is None else initializer
+    check_initializer(initializer, name)
+    return [("*", initializer)], weights_only if filter is None else filter
+
+
 def init_model(
     model: nn.Module,
     initializer: Union[None, Callable, Rules] = None,
@@ -186,17 +200,8 @@ def init_model(
     drawn with ``batch_dims=1``: each expert gets its own matrix's fans.
     Nothing is computed until the parameters are evaluated.
     """
-    from .initializers import glorot_normal
-
     name = "init_model"
-    if initializer is not None and _is_rules(initializer):
-        rules = parse_rules(initializer, name)
-        filter = _all if filter is None else filter
-    else:
-        initializer = glorot_normal() if initializer is None else initializer
-        check_initializer(initializer, name)
-        rules = [("*", initializer)]
-        filter = weights_only if filter is None else filter
+    rules, filter = rules_and_filter(initializer, filter, name)
     _checks.check_stream(stream, name)
     jobs = []
     for path, module, param in named_parameters(model, filter, name):

@@ -10,15 +10,12 @@ from mlx.utils import tree_flatten, tree_unflatten
 from . import _checks
 from ._keys import with_key
 from .model import (
-    _all,
-    _is_rules,
     batch_dims_of,
     check_initializer,
     named_parameters,
     param_subsequence,
-    parse_rules,
     rule_for,
-    weights_only,
+    rules_and_filter,
 )
 
 Segments = Union[int, Sequence[float]]
@@ -234,17 +231,8 @@ def init_sharded(
     ``size=`` to compute one rank's shards without a group (one rank of a
     simulated cluster).
     """
-    from .initializers import glorot_normal
-
     name = "init_sharded"
-    if initializer is not None and _is_rules(initializer):
-        rules = parse_rules(initializer, name)
-        filter = _all if filter is None else filter
-    else:
-        initializer = glorot_normal() if initializer is None else initializer
-        check_initializer(initializer, name)
-        rules = [("*", initializer)]
-        filter = weights_only if filter is None else filter
+    rules, filter = rules_and_filter(initializer, filter, name)
     _checks.check_stream(stream, name)
     rank, size = _rank_and_size(group, rank, size, name)
     if full is not None and not isinstance(full, nn.Module):
