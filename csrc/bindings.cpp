@@ -109,7 +109,7 @@ NB_MODULE(_ext, m) {
       "stream"_a = nb::none(),
       R"(Low-level fused initializer node (use the initializers instead).
 
-Builds a lazy array holding elements of the stream of SPEC section 3:
+Builds a lazy array holding elements of the stream of docs/spec.md section 3:
 kind 0 is normal (scale * z, or fma(scale, z, shift) when shift != 0; scale
 and shift rounded to float32),
 kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does),
@@ -158,7 +158,7 @@ Returns:
       },
       "mean"_a, "std"_a, "a"_a, "b"_a, "dtype"_a, "name"_a = "truncation_constants",
       "(scale, shift, lower, upper, p_lo, c_hi, width) of a truncated normal draw "
-      "(SPEC 3): float32 values the kernels use.");
+      "(docs/spec.md section 3): float32 values the kernels use.");
 
   m.def("set_cpu_kernel", &mfi::cpu::set_kernel, "name"_a,
         "Select the CPU kernel build: 'auto', 'scalar', 'avx2', 'avx512' or "

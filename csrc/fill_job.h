@@ -10,7 +10,7 @@ namespace mfi {
 
 enum class OutType : int { Float32 = 0, Float16 = 1, BFloat16 = 2 };
 
-// The stream's parameters (SPEC 3) and the transform applied to it.
+// The stream's parameters (docs/spec.md section 3) and the transform applied to it.
 struct StreamParams {
   uint32_t k0 = 0;
   uint32_t k1 = 0;

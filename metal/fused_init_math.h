@@ -1,4 +1,4 @@
-// The per-element math of mlx-fused-init (SPEC section 3), in one place.
+// The per-element math of mlx-fused-init (docs/spec.md section 3), in one place.
 //
 // This header is compiled three ways and must give the same bits in each:
 //   * by the Metal compiler, inlined into the kernel source generated from
@@ -9,7 +9,7 @@
 //   * by the host C++ compiler through tests/metal_shim/metal_shim.h, which
 //     defines __METAL_VERSION__ and so takes the Metal branch below.
 //
-// Rules that keep the bits identical everywhere (see README, "The stream"):
+// Rules that keep the bits identical everywhere (docs/stream.md, "Why the bits are the same everywhere"):
 //   * only integer ops, + - *, explicit fma and sqrt (no libm or metal::
 //     transcendental, no division: Metal's `/` is not correctly rounded);
 //   * contraction-proof by construction: every product whose result feeds
@@ -106,7 +106,7 @@ MFI_INLINE Block philox4x32_10(Block c, uint32_t k0, uint32_t k1) {
   return c;
 }
 
-// The counter of the block holding flat element index i (SPEC 3, step 2):
+// The counter of the block holding flat element index i (docs/spec.md section 3, step 2):
 // (lo32(i >> 2), hi32(i >> 2), lo32(q), hi32(q)). The block index is passed
 // as two 32-bit halves so that this works on GPUs without cheap 64-bit ops.
 MFI_INLINE Block stream_block(uint32_t b_lo, uint32_t b_hi, uint32_t q_lo,
@@ -177,7 +177,7 @@ struct Pair {
   float odd;   // the sinpi part
 };
 
-// The radius of a Box-Muller pair from its first Philox word (SPEC 3,
+// The radius of a Box-Muller pair from its first Philox word (docs/spec.md section 3,
 // step 4): u = float(a) * 2^-32 + 2^-33 in (0, 1], r = sqrt(-2 ln u).
 MFI_INLINE float radius(uint32_t a) {
   // float(a) * 2^-32 is exact, so the fma rounds once, like the spec's
@@ -187,7 +187,7 @@ MFI_INLINE float radius(uint32_t a) {
 }
 
 // (cospi(t), sinpi(t)) for t = float(c) * 2^-31 in [0, 2], from the second
-// Philox word (SPEC 3, steps 4-5); returned as Pair{cos, sin}.
+// Philox word (docs/spec.md section 3, steps 4-5); returned as Pair{cos, sin}.
 MFI_INLINE Pair unit_circle(uint32_t c) {
   // t = n/2 + y with n = round(2t) in 0..4 taken from the integer c, and
   // |y| <= 1/4 (+ one ulp when float(c) rounds across a boundary). y is
@@ -244,7 +244,7 @@ MFI_INLINE float uniform01(uint32_t x) {
 //   kNormal:        out_l = scale * z_l (one product: glorot_normal & co.
 //                   are exactly RNE(sigma * z); no "+ 0", which would turn
 //                   -0 into +0)
-//   kShiftedNormal: out_l = fma(scale, z_l, shift), one rounding (SPEC 3,
+//   kShiftedNormal: out_l = fma(scale, z_l, shift), one rounding (docs/spec.md section 3,
 //                   step 7)
 //   kUniform:       out_l = min(fma(scale, v_l, shift), upper)  (shift =
 //                   low, scale = high - low, upper = the largest value of
@@ -320,7 +320,7 @@ MFI_INLINE float quad_lane(Quad q, uint32_t lane) {
 }
 
 // ---------------------------------------------------- truncated normal
-// By inverse CDF, one Philox word per element (SPEC 3, truncated normal):
+// By inverse CDF, one Philox word per element (docs/spec.md section 3, truncated normal):
 //   u = (float(x >> 9) + 1/2) * 2^-23 in (0, 1), exact, and 1 - u exact;
 //   p = RN(u * width + p_lo), c = RN((1 - u) * width + c_hi)   (fma: one
 //   rounding each), where p_lo = Phi(alpha), c_hi = Phi(-beta) and
@@ -367,7 +367,7 @@ MFI_INLINE float tn_select(uint32_t mask, float v, float u) {
 }
 
 // Phi^-1(t) for t in [Phi(-12), 1/2 + 2^-24]: a value <= 0 (up to a rounding
-// near t = 1/2). Relative error below 5e-7 (SPEC 3 states the bound on z).
+// near t = 1/2). Relative error below 5e-7 (docs/spec.md section 3 states the bound on z).
 MFI_INLINE float ndtri_lower(float t) {
   float x = fma_(-2.0f, t, 1.0f);              // 1 - 2t, one rounding
   float v = 4.0f * fma_(-t, t, t);             // 4 (t - t^2), exact scaling

@@ -1,4 +1,4 @@
-"""An independent NumPy implementation of SPEC section 3, for the tests.
+"""An independent NumPy implementation of docs/spec.md §3, for the tests.
 
 Written from the spec, not from the C++/Metal source: Philox in vectorized
 uint64 arithmetic, the Box-Muller transform in float64 with NumPy's own log,
@@ -57,7 +57,7 @@ def stream_words(indices, key, subsequence=0):
 
 
 def normal_z(indices, key, subsequence=0):
-    """z_exact of SPEC 3 in float64, from the float32 u and t."""
+    """z_exact of docs/spec.md §3 in float64, from the float32 u and t."""
     a, c, lane, _ = stream_words(indices, key, subsequence)
     u = a.astype(np.float32) * np.float32(2.0**-32) + np.float32(2.0**-33)
     t = c.astype(np.float32) * np.float32(2.0**-31)
@@ -142,7 +142,7 @@ def fma32(a, b, c) -> np.ndarray:
 def uniform_values(indices, key, low, high, dtype_name, subsequence=0):
     """The uniform stream, exactly: bounds rounded to the dtype (float32
     first, as MLX's astype does), v = (x_l >> 8) * 2^-24, then
-    min(fma(w, v, low), largest value below high) in float32 (SPEC 3: one
+    min(fma(w, v, low), largest value below high) in float32 (docs/spec.md §3: one
     rounding), then rounded to the dtype."""
     i = np.asarray(indices, dtype=np.uint64).ravel()
     _, _, lane, x = stream_words(i, key, subsequence)
@@ -158,14 +158,14 @@ def uniform_values(indices, key, low, high, dtype_name, subsequence=0):
 
 
 def shifted_normal_values(z32, sigma, mean, dtype_name):
-    """SPEC 3, step 7: RNE_dtype(fma(float32(sigma), z, float32(mean))) for
+    """docs/spec.md §3, step 7: RNE_dtype(fma(float32(sigma), z, float32(mean))) for
     float32 draws z of the unit normal stream."""
     out = fma32(np.float32(sigma), np.asarray(z32, dtype=np.float32), np.float32(mean))
     return round_to(out, dtype_name)
 
 
 def truncated_normal_z(indices, key, p_lo, c_hi, width, subsequence=0):
-    """The truncated normal stream before scaling and clamping (SPEC 3): the
+    """The truncated normal stream before scaling and clamping (docs/spec.md §3): the
     exact Phi^-1 (scipy's ndtri, float64) of the float32 tail probability
     each element selects. p_lo, c_hi, width: the float32 per-call constants.
     One lane per element: u = ((x_l >> 9) + 1/2) 2^-23; p = RN32(u w + p_lo),

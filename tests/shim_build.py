@@ -23,7 +23,7 @@ NP_TYPE = {mx.float32: np.uint32, mx.float16: np.uint16, mx.bfloat16: np.uint16}
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 
 # The flags that let a compiler fuse a*b + c on its own: the Metal compiler
-# may contract by default (SPEC 3), so the math must give the same bits.
+# may contract by default (docs/spec.md §3), so the math must give the same bits.
 # On x86-64, FMA instructions must be enabled as well; arm64 always has them.
 CONTRACT_FLAGS = ["-ffp-contract=fast"] + (
     ["-mfma"] if platform.machine().lower() in ("x86_64", "amd64") else [])

@@ -1,4 +1,4 @@
-"""The bits cannot depend on floating-point contraction (SPEC 3): the Metal
+"""The bits cannot depend on floating-point contraction (docs/spec.md §3): the Metal
 kernel source (through the CPU shim) and the scalar CPU kernel source, built
 with -ffp-contract=fast and FMA instructions enabled, give exactly the bits
 of the real build (-ffp-contract=off), for every transform and dtype, with

@@ -1,4 +1,4 @@
-"""Every bad input of SPEC 5 gives the named exception, and nothing crashes."""
+"""Every bad input of docs/spec.md §5 gives the named exception, and nothing crashes."""
 
 import math
 

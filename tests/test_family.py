@@ -112,7 +112,7 @@ def test_normal_matches_reference(mean, std):
     shape = (33, 17)
     out = to_numpy(mfi.normal(mean, std)(mx.zeros(shape), key=KEY))
     z = normal_z(flat_indices(shape).ravel(), np.array(KEY).tolist()).reshape(shape)
-    # SPEC 3's bound on std * z, plus half an ulp of the mean's addition.
+    # docs/spec.md §3's bound on std * z, plus half an ulp of the mean's addition.
     tol = 4e-6 * std + np.spacing(np.float32(abs(mean) + 7 * std))
     assert np.abs(out - (mean + std * z)).max() <= tol
 
@@ -120,7 +120,7 @@ def test_normal_matches_reference(mean, std):
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
 @pytest.mark.parametrize("mean, std", [(0.5, 1.7), (-3.0, 0.01), (1.0, 1.0e-3), (0.125, 3.0)])
 def test_normal_with_mean_is_one_fma_of_the_unit_draw(mean, std, dtype):
-    # SPEC 3, step 7: RNE_dtype(fma(std, z, mean)), one rounding; z is the
+    # docs/spec.md §3, step 7: RNE_dtype(fma(std, z, mean)), one rounding; z is the
     # float32 unit draw with the same key (scale 1 rounds nothing). The
     # reference fma is exact (reference.fma32), so this pins the rounding:
     # std * z rounded, then + mean, differs in the last bit here and there

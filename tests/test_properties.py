@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis): any combination of shapes, dtypes,
 gains, keys, streams and windows ends in a correct result or in the
-exception SPEC section 5 names -- never a crash, a hang or wrong values."""
+exception docs/spec.md §5 names -- never a crash, a hang or wrong values."""
 
 import math
 

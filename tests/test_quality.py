@@ -30,7 +30,7 @@ def test_scan_covers_the_words(scan):
 def test_radius_within_two_ulps(scan):
     # A degree-9 fit of log1p (rel. error ~6e-8) plus float rounding of a
     # few operations and a correctly rounded sqrt: about 1 ulp; 2 is the
-    # bound (the full scan in the README measures the exact maximum).
+    # bound (the full scan in docs/quality.md measures the exact maximum).
     assert scan["radius_max_ulp"] < 2.0
 
 

@@ -76,7 +76,7 @@ def test_a_real_array_of_more_than_2_31_elements():
         got = to_numpy(w[mx.array(rows.astype(np.int32)), mx.array(cols.astype(np.int32))])
         got = got.astype(np.float64)
         ref = normal_z(idx, (0, 99))
-        # bfloat16: one ulp (2^-7 relative) plus SPEC 3's float32 bound.
+        # bfloat16: one ulp (2^-7 relative) plus docs/spec.md §3's float32 bound.
         assert np.all(np.abs(got - ref) <= np.abs(ref) * 2.0**-7 + 4e-6 + 2.0**-133), center
     del w
 

@@ -59,7 +59,7 @@ def test_moments(samples):
 def test_tails_and_range(samples):
     z = np.concatenate(samples)
     assert np.all(np.isfinite(z))
-    # SPEC 3: |z| <= sqrt(-2 ln 2^-33) ~ 6.7637.
+    # docs/spec.md §3: |z| <= sqrt(-2 ln 2^-33) ~ 6.7637.
     assert np.abs(z).max() <= 6.7638
     # Beyond 4 sigma: expected n * 6.33e-5 ~ 797 for 12.6 M samples;
     # Poisson sd ~ 28, so 6 sd either way.

@@ -1,4 +1,4 @@
-"""The whole stream against the NumPy float64 reference of SPEC 3."""
+"""The whole stream against the NumPy float64 reference of docs/spec.md §3."""
 
 import mlx.core as mx
 import numpy as np
@@ -20,7 +20,7 @@ SHAPES = [
     (5, 2, 7, 3),
 ]
 
-# SPEC 3: |out - sigma * z_exact| <= 4e-6 |sigma| for float32.
+# docs/spec.md §3: |out - sigma * z_exact| <= 4e-6 |sigma| for float32.
 TOL_F32 = 4e-6
 # One ulp of the 16-bit type at the value's magnitude.
 ULP_BITS = {mx.float16: 10, mx.bfloat16: 7}

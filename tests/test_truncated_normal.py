@@ -1,4 +1,4 @@
-"""truncated_normal (SPEC 3, truncated normal): the definition against a
+"""truncated_normal (docs/spec.md §3, truncated normal): the definition against a
 float64 reference, the law against scipy.stats.truncnorm, bounds in every
 dtype, far and narrow intervals, and bit-identity across windows, CPU
 kernels and threads. The Metal kernel source: tests/test_metal_shim.py."""
@@ -19,7 +19,7 @@ from conftest import bits, to_numpy
 KEY = (123, 456)
 DTYPES = [mx.float32, mx.float16, mx.bfloat16]
 KERNELS = [k.strip() for k in mfi.available_cpu_kernels().split(",")]
-# SPEC 3's accuracy bound on z = Phi^-1 of the selected tail probability.
+# docs/spec.md §3's accuracy bound on z = Phi^-1 of the selected tail probability.
 Z_BOUND = 4e-7
 
 

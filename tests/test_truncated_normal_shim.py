@@ -2,7 +2,7 @@
 for the CPU (tests/metal_shim), against the CPU path: bit for bit, with the
 real builds' flags, with a faithful (not correctly rounded) sqrt, and with
 contraction allowed (-ffp-contract=fast and FMA instructions: a Metal
-compiler may fuse a*b + c on its own, SPEC 3's contraction rule).
+compiler may fuse a*b + c on its own, docs/spec.md §3's contraction rule).
 
 Self-contained on purpose: it needs only the shim's C API
 (mfi_shim_fused_init, mfi_shim_set_truncation)."""

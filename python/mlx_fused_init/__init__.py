@@ -1,7 +1,7 @@
 """Fused Philox4x32-10 + Box-Muller weight initializers for MLX.
 
 Drop-in replacements for ``mlx.nn.init`` whose C++/Metal primitive draws,
-transforms and scales in one pass. See the README for the exact stream.
+transforms and scales in one pass. The exact stream: docs/spec.md, section 3.
 """
 
 from ._build_info import MLX_VERSION as _BUILT_AGAINST

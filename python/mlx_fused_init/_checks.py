@@ -100,7 +100,7 @@ def _int_tuple(value, arg: str, name: str) -> tuple:
 
 
 def window(shape: tuple, full_shape, start, name: str) -> tuple:
-    """``(full_shape, start)`` of the window ``shape`` (SPEC 2, windows): the
+    """``(full_shape, start)`` of the window ``shape`` (docs/spec.md §2, windows): the
     output is ``full[start[0]:start[0]+shape[0], ...]`` of the virtual tensor
     ``full_shape``. Without ``full_shape`` the window is the whole tensor."""
     if full_shape is None:

@@ -9,7 +9,7 @@ def fused_init(key: mlx.core.array, shape: Sequence[int], dtype: mlx.core.Dtype,
     """
     Low-level fused initializer node (use the initializers instead).
 
-    Builds a lazy array holding elements of the stream of SPEC section 3:
+    Builds a lazy array holding elements of the stream of docs/spec.md section 3:
     kind 0 is normal (scale * z, or fma(scale, z, shift) when shift != 0; scale
     and shift rounded to float32),
     kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does),
@@ -36,7 +36,7 @@ def uniform_bounds(low: float, high: float, dtype: mlx.core.Dtype) -> tuple[floa
 
 def truncation_constants(mean: float, std: float, a: float, b: float, dtype: mlx.core.Dtype, name: str = 'truncation_constants') -> tuple[float, float, float, float, float, float, float]:
     """
-    (scale, shift, lower, upper, p_lo, c_hi, width) of a truncated normal draw (SPEC 3): float32 values the kernels use.
+    (scale, shift, lower, upper, p_lo, c_hi, width) of a truncated normal draw (docs/spec.md section 3): float32 values the kernels use.
     """
 
 def set_cpu_kernel(name: str) -> None:

@@ -69,7 +69,7 @@ def glorot_normal(
         ``full[start[0]:start[0]+a.shape[0], ...]`` of the tensor of shape
         ``full_shape`` that the same key would give, and the fans come from
         ``full_shape``. ``subsequence`` selects one of 2^64 independent
-        streams of the key (SPEC 3's ``q``). The leading ``batch_dims`` axes
+        streams of the key (docs/spec.md §3's ``q``). The leading ``batch_dims`` axes
         index independent matrices (stacked experts, shape ``(experts, out,
         in)`` with ``batch_dims=1``): the fans come from the other axes.
 

@@ -55,7 +55,7 @@ def _is_quantized(module) -> bool:
 
 
 def param_subsequence(path: str) -> int:
-    """The stream subsequence (SPEC 3's q) of the parameter at ``path``: the
+    """The stream subsequence (docs/spec.md §3's q) of the parameter at ``path``: the
     first 8 bytes, little-endian, of SHA-256 of the UTF-8 path. It depends
     on the path alone, so a weight is the same whatever else the model
     holds, whichever parameters are filtered out, and in whatever order

@@ -37,7 +37,7 @@ def metal_library() -> Path:
 
 
 def metal_report() -> list:
-    """Where the GPU kernels come from (README, "Trying it on a Mac")."""
+    """Where the GPU kernels come from (docs/gpu.md, "Trying it on a Mac")."""
     kind, detail = _ext.metal_kernel_origin()
     lib = metal_library()
     if kind == "none":
@@ -100,7 +100,7 @@ def check_distribution(stream) -> tuple:
     # KS critical value at alpha = 1e-4: sqrt(-ln(alpha / 2) / 2) / sqrt(n).
     if ks > math.sqrt(-math.log(0.5e-4) / 2) / math.sqrt(n):
         failures.append(f"KS distance {ks:.5f} is too large")
-    # No draw can exceed sqrt(-2 ln 2^-33) = 6.7637 (SPEC 3).
+    # No draw can exceed sqrt(-2 ln 2^-33) = 6.7637 (docs/spec.md §3).
     if not finite or max_abs > 6.7638:
         failures.append(f"values out of range (max |z| = {max_abs}, finite = {finite})")
     return failures, stats
