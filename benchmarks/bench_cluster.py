@@ -94,7 +94,7 @@ def build(arch):
     return deepseek_v3.Model(deepseek_v3.ModelArgs(**DEEPSEEK_V3))
 
 
-def shard_model(model, arch, mode, group):
+def shard_model(model, mode, group):
     model.shard(group)
     if mode == "tp+ep":  # whole experts per rank instead of cut experts
         for layer in model.model.layers:
@@ -121,11 +121,10 @@ def sections(model):
     yield "lm_head."
 
 
-def spot_check(model, template, rules, prefix, rank, size, key, rng):
+def spot_check(model, tmods, tparams, rules, prefix, rank, size, key, rng):
     """Up to 256 elements of every parameter under ``prefix``, drawn alone
-    from the unsharded tensor; returns (parameters, elements) checked."""
-    tmods = dict(template.named_modules())
-    tparams = dict(tree_flatten(template.parameters()))
+    from the unsharded tensor (``tmods``, ``tparams``: the template's modules
+    and parameters by path); returns (parameters, elements) checked."""
     n_params = n_elems = 0
     for path, shard_w in tree_flatten(model.parameters()):
         if not path.startswith(prefix):
@@ -164,7 +163,7 @@ def progress(done, total, label, t):
 
 def run_one(arch, mode, size, rank, dtype, max_sections, key):
     template = build(arch)
-    model = shard_model(build(arch), arch, mode, Rank(rank, size))
+    model = shard_model(build(arch), mode, Rank(rank, size))
     rules = rules_as(dtype)
     parsed = parse_rules(rules, "bench_cluster")
     secs = list(sections(model))[:max_sections] if max_sections else list(sections(model))
@@ -175,6 +174,7 @@ def run_one(arch, mode, size, rank, dtype, max_sections, key):
     largest_layer_shard = largest_layer_full = 0
     checked = [0, 0]
     tparams = dict(tree_flatten(template.parameters()))
+    tmods = dict(template.named_modules())
     for n, prefix in enumerate(secs, 1):
         in_section = lambda path, module, param, p=prefix: path.startswith(p)  # noqa: E731
         mx.synchronize()
@@ -200,7 +200,7 @@ def run_one(arch, mode, size, rank, dtype, max_sections, key):
             largest_layer_shard, largest_layer_full = nbytes, full_n * dtype.size
         elif not prefix.startswith("model.layers."):
             replicated = max(replicated, nbytes)
-        c = spot_check(model, template, parsed, prefix, rank, size, key, rng)
+        c = spot_check(model, tmods, tparams, parsed, prefix, rank, size, key, rng)
         checked[0] += c[0]
         checked[1] += c[1]
         # Free this section's shards: a real rank would keep them.

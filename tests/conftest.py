@@ -10,6 +10,12 @@ import pytest
 from mlx.utils import tree_flatten
 
 HERE = Path(__file__).parent
+
+# Why the mlx-lm tests skip where it is missing: mlx-lm (and transformers
+# 5, which it imports) need Python >= 3.11, so the test extra installs it
+# only there.
+MLX_LM_MISSING = ("mlx-lm is not installed: the test extra installs it on Python >= 3.11, "
+                  "which mlx-lm requires")
 sys.path.insert(0, str(HERE))  # tests/reference.py
 
 # MFI_TEST_DEVICE=cpu runs the suite with the CPU as MLX's default device

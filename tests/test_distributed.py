@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MLX_LM_MISSING
+
 WORKER = Path(__file__).with_name("dist_worker.py")
 # mlx-lm's own model.shard(group) on tiny llama, qwen3_moe and deepseek_v3.
 MLX_LM_WORKER = Path(__file__).with_name("dist_worker_mlx_lm.py")
@@ -28,7 +30,7 @@ def launcher() -> list:
 @pytest.mark.parametrize("worker", [WORKER, MLX_LM_WORKER], ids=["mlx", "mlx-lm"])
 def test_sharded_init_equals_single_process(ranks, worker):
     if worker is MLX_LM_WORKER:
-        pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (it comes with the test extra)")
+        pytest.importorskip("mlx_lm", reason=MLX_LM_MISSING)
     port = random.randint(20000, 60000)
     cmd = launcher() + [
         "--backend", "ring", "-n", str(ranks), "--starting-port", str(port),
@@ -59,7 +61,7 @@ def test_sharding_doc_shows_the_example_file(example):
 @pytest.mark.parametrize("example, says, needs_mlx_lm", RUNNABLE)
 def test_sharded_example_runs_on_two_ranks(example, says, needs_mlx_lm):
     if needs_mlx_lm:
-        pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (it comes with the test extra)")
+        pytest.importorskip("mlx_lm", reason=MLX_LM_MISSING)
     port = random.randint(20000, 60000)
     cmd = launcher() + ["--backend", "ring", "-n", "2", "--starting-port", str(port),
                         "--python", sys.executable, str(EXAMPLES / example)]

@@ -13,10 +13,11 @@ from mlx.utils import tree_flatten
 from scipy import stats
 
 import mlx_fused_init as mfi
+from conftest import MLX_LM_MISSING
 
 llama_lm = pytest.importorskip(
     "mlx_lm.models.llama",
-    reason="mlx-lm is not installed (the test extra installs it on Python >= 3.11)")
+    reason=MLX_LM_MISSING)
 from mlx_lm.models import gpt2 as gpt2_lm, olmo2 as olmo2_lm, qwen3_moe  # noqa: E402
 
 KEY = mx.random.key(17)

@@ -9,11 +9,11 @@ import pytest
 from mlx.nn.layers.distributed import shard_inplace, shard_linear
 
 import mlx_fused_init as mfi
-from conftest import params
+from conftest import MLX_LM_MISSING, params
 from sharding_rules import moe_rules
 
 mlx_lm_models = pytest.importorskip(
-    "mlx_lm_models", reason="mlx-lm is not installed (it comes with the test extra)")
+    "mlx_lm_models", reason=MLX_LM_MISSING)
 MODELS = mlx_lm_models.MODELS
 
 KEY = mx.random.key(11)

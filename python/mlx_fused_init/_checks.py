@@ -31,8 +31,8 @@ def shape_of(a, name: str) -> tuple:
     return tuple(int(d) for d in shape)
 
 
-def real(value, arg: str, name: str) -> float:
-    """A finite Python float from a real number or a one-element array."""
+def _number(value, arg: str, name: str) -> float:
+    """A Python float from a real number or a one-element array."""
     if isinstance(value, mx.array) and value.size == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -40,7 +40,12 @@ def real(value, arg: str, name: str) -> float:
             f"[{name}] {arg} must be a real number, but got "
             f"{type(value).__name__}."
         )
-    value = float(value)
+    return float(value)
+
+
+def real(value, arg: str, name: str) -> float:
+    """A finite Python float from a real number or a one-element array."""
+    value = _number(value, arg, name)
     if not math.isfinite(value):
         raise ValueError(f"[{name}] {arg} must be finite, but got {value}.")
     return value
@@ -135,13 +140,7 @@ def subsequence(value, name: str) -> int:
 
 def bound(value, arg: str, name: str) -> float:
     """A real number that may be infinite (an interval's end), not NaN."""
-    if isinstance(value, mx.array) and value.size == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"[{name}] {arg} must be a real number, but got {type(value).__name__}."
-        )
-    value = float(value)
+    value = _number(value, arg, name)
     if math.isnan(value):
         raise ValueError(f"[{name}] {arg} must not be NaN.")
     return value

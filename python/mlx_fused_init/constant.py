@@ -7,6 +7,7 @@ from typing import Callable
 import mlx.core as mx
 
 from . import _checks
+from .initializers import _mark
 
 
 def constant(value: float, dtype: mx.Dtype = mx.float32) -> Callable[..., mx.array]:
@@ -47,6 +48,4 @@ def _constant(name, value, dtype):
         _checks.subsequence(subsequence, name)
         return mx.full(shape, value, dtype=dtype, stream=stream)
 
-    initializer.__mlx_fused_init__ = name
-    initializer.__name__ = initializer.__qualname__ = name
-    return initializer
+    return _mark(initializer, name)
