@@ -1,6 +1,7 @@
 """Generates the self-contained Metal kernel source at build time.
 
     python embed_metal_source.py <kernel.metal> <out.metal> <out.cpp>
+    python embed_metal_source.py --header <header.h> <out.h>
 
 Reads the kernel and inlines, recursively and each once, every header it
 includes with quotes ("fused_init_math.h") from the kernel's own folder;
@@ -11,7 +12,9 @@ system includes (<metal_stdlib>) stay. Writes the result twice:
     MLX_FUSED_INIT_METAL_JIT=1) and tests/test_metal_shim.py compiles
     through the CPU shim.
 One text, three uses: the kernel the shim verifies is the kernel the GPU
-runs, whichever path loads it. Headers keep classic include guards (not
+runs, whichever path loads it. With --header, writes only the inlined text
+of a header: metal/fused_init_kernel.h, the `header=` that the portable
+kernels hand to mx.fast.metal_kernel and mx.fast.cuda_kernel. Headers keep classic include guards (not
 #pragma once) so that code which includes them again after this text (the
 shim's host side) skips them. MLX hands the source to Metal as ASCII, so
 anything else is an error here rather than a garbled kernel on a Mac.
@@ -45,16 +48,24 @@ def inline(path: Path, seen: set) -> list:
     return out
 
 
-def main() -> None:
-    kernel, out_metal, out_cpp = map(Path, sys.argv[1:4])
+def inlined_text(kernel: Path) -> str:
     lines = [
         f"// Generated at build time from metal/{kernel.name} and the headers it",
         "// includes (cmake/embed_metal_source.py). Do not edit: edit metal/.",
     ] + inline(kernel.resolve(), set())
-    text = "\n".join(lines) + "\n"
     bad = [i + 1 for i, line in enumerate(lines) if not line.isascii()]
     if bad:
-        sys.exit(f"non-ASCII characters in the Metal source (generated lines {bad[:5]})")
+        sys.exit(f"non-ASCII characters in the kernel source (generated lines {bad[:5]})")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    if sys.argv[1] == "--header":
+        header, out_h = map(Path, sys.argv[2:4])
+        out_h.write_text(inlined_text(header))
+        return
+    kernel, out_metal, out_cpp = map(Path, sys.argv[1:4])
+    text = inlined_text(kernel)
     if f"){DELIM}\"" in text:
         sys.exit(f"the Metal source contains the raw-string delimiter {DELIM}")
     out_metal.write_text(text)

@@ -15,12 +15,10 @@
 
 #include "mlx/version.h"
 
-#include "cpu_fill.h"
+#include "cpu_bindings.h"
 #include "fused_init.h"
 #include "fused_init_math.h"
 #include "metal_source.h"
-#include "thread_pool.h"
-#include "x86_features.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -67,30 +65,11 @@ NB_MODULE(_ext, m) {
          std::optional<std::vector<int64_t>> start,
          const std::string& name,
          StreamArg s) {
-        mfi::InitSpec spec;
-        spec.kind = kind;
-        spec.scale = scale;
-        spec.shift = shift;
-        spec.subsequence = subsequence;
-        spec.shape = std::move(shape);
-        spec.dtype = dtype;
-        if (kind == mfi::kUniform) {
-          if (!low || !high) {
-            throw std::invalid_argument("[" + name + "] a uniform draw needs low= and high=.");
-          }
-          mfi::set_uniform_bounds(spec, *low, *high, name);
-        }
-        if (kind == mfi::kTruncatedNormal) {  // N(shift, scale^2) on [low, high]
-          if (!low || !high) {
-            throw std::invalid_argument(
-                "[" + name + "] a truncated normal draw needs low= and high=.");
-          }
-          mfi::set_truncated_normal(spec, shift, scale, *low, *high, name);
-        }
-        if (full_shape || start) {
-          spec.full_shape = full_shape ? *full_shape : spec.shape;
-          spec.start = start ? *start : std::vector<int64_t>(spec.shape.size(), 0);
-        }
+        mfi::OutType type = mfi::checked_out_type(dtype, name);
+        mfi::check_key(key, name);
+        mfi::InitSpec spec = mfi::make_spec(
+            std::move(shape), type, kind, scale, shift, low, high, subsequence,
+            std::move(full_shape), std::move(start), name);
         return mfi::fused_init(key, std::move(spec), name, to_mlx(s));
       },
       "key"_a,
@@ -138,7 +117,7 @@ Returns:
       "uniform_bounds",
       [](double low, double high, mfi::mx::Dtype dtype) {
         mfi::InitSpec spec;
-        spec.dtype = dtype;
+        spec.dtype = mfi::checked_out_type(dtype, "uniform_bounds");
         mfi::set_uniform_bounds(spec, low, high, "uniform_bounds");
         return std::make_tuple(spec.shift, spec.scale, spec.upper);
       },
@@ -151,7 +130,7 @@ Returns:
       [](double mean, double std, double a, double b, mfi::mx::Dtype dtype,
          const std::string& name) {
         mfi::InitSpec spec;
-        spec.dtype = dtype;
+        spec.dtype = mfi::checked_out_type(dtype, name);
         mfi::set_truncated_normal(spec, mean, std, a, b, name);
         return std::make_tuple(spec.scale, spec.shift, spec.lower, spec.upper, spec.p_lo,
                                spec.c_hi, spec.width);
@@ -160,55 +139,7 @@ Returns:
       "(scale, shift, lower, upper, p_lo, c_hi, width) of a truncated normal draw "
       "(docs/spec.md section 3): float32 values the kernels use.");
 
-  m.def("set_cpu_kernel", &mfi::cpu::set_kernel, "name"_a,
-        "Select the CPU kernel build: 'auto', 'scalar', 'avx2', 'avx512' or "
-        "'neon'.");
-  m.def("cpu_kernel", &mfi::cpu::kernel_name, "The CPU kernel build in use.");
-  m.def("available_cpu_kernels", &mfi::cpu::available_kernels,
-        "The CPU kernel builds this machine can run, fastest first.");
-  // For tests/test_cpu_paths.py: the x86 kernel decision on given CPUID
-  // and XCR0 values, and this machine's (all zero off x86).
-  m.def(
-      "_x86_usable",
-      [](uint32_t leaf1_ecx, uint32_t leaf7_ebx, uint64_t xcr0, uint32_t max_leaf) {
-        mfi::x86::CpuidBits c{leaf1_ecx, leaf7_ebx, xcr0, max_leaf};
-        return std::make_tuple(mfi::x86::avx2_usable(c), mfi::x86::avx512_usable(c));
-      },
-      "leaf1_ecx"_a, "leaf7_ebx"_a, "xcr0"_a, "max_leaf"_a,
-      "(avx2, avx512): whether those kernel builds may run, given CPUID.1:ECX, "
-      "CPUID.(7,0):EBX, XCR0 and CPUID.0:EAX.");
-  m.def(
-      "_x86_cpuid",
-      [] {
-        mfi::x86::CpuidBits c = mfi::x86::read_cpuid();
-        return std::make_tuple(c.leaf1_ecx, c.leaf7_ebx, c.xcr0, c.max_leaf);
-      },
-      "This machine's (leaf1_ecx, leaf7_ebx, xcr0, max_leaf).");
-  m.def("_cpu_pool_size", &mfi::cpu::pool_size,
-        "Worker threads the CPU fill pool holds now (for tests).");
-  m.def(
-      "_cpu_pool_run",
-      [](int n) {
-        // Each task records which thread ran it; the GIL is released so that
-        // no task can depend on it.
-        std::vector<int> runs(std::max(n, 0), 0);
-        std::vector<uint64_t> who(std::max(n, 0), 0);
-        {
-          nb::gil_scoped_release release;
-          mfi::cpu::parallel_for(n, [&](int i) {
-            runs[i] += 1;
-            who[i] = std::hash<std::thread::id>{}(std::this_thread::get_id());
-          });
-        }
-        return std::make_tuple(runs, who);
-      },
-      "n"_a,
-      "Run n tasks on the CPU fill pool (for tests): (times each task ran, "
-      "a hash of the thread that ran it).");
-  m.def("set_num_threads", &mfi::cpu::set_num_threads, "n"_a,
-        "Threads per CPU evaluation; 0 means all hardware threads.");
-  m.def("num_threads", &mfi::cpu::num_threads,
-        "Threads per CPU evaluation.");
+  mfi::bind_cpu_controls(m);
   m.def("built_with_metal", &mfi::built_with_metal,
         "Whether this build carries the Metal kernels.");
   m.def("metal_kernel_source", [] { return std::string(mfi::metal_kernel_source()); },

@@ -67,8 +67,8 @@ void FusedInit::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
     uint32_t k0 = key_ptr[0];
     uint32_t k1 = key_ptr[key_stride];
     RunLayout layout = make_run_layout(spec.full_shape, spec.start, spec.shape);
-    advise_huge_pages(out_ptr, static_cast<size_t>(layout.size()) * mx::size_of(spec.dtype));
-    cpu::fill_all(stream_params(spec, k0, k1), layout, out_type(spec.dtype), out_ptr);
+    advise_huge_pages(out_ptr, static_cast<size_t>(layout.size()) * out_type_size(spec.dtype));
+    cpu::fill_all(stream_params(spec, k0, k1), layout, spec.dtype, out_ptr);
   });
 }
 

@@ -14,51 +14,29 @@
 #include "mlx/utils.h"
 
 #include "fill_job.h"
+#include "init_spec.h"
 
 namespace mfi {
 
 namespace mx = mlx::core;
 
-// Everything besides the key that decides the output of a fused init.
-struct InitSpec {
-  int kind = 0;         // kNormal, kUniform or kTruncatedNormal (fused_init_math.h)
-  float scale = 1.0f;   // sigma, or high - low
-  float shift = 0.0f;   // mean, or low
-  float upper = 0.0f;   // uniform, truncated normal: the largest output value
-  // Truncated normal (set_truncated_normal): smallest output value and the
-  // per-call probabilities of mfi::Truncation (fused_init_math.h).
-  float lower = 0.0f;
-  float p_lo = 0.0f;
-  float c_hi = 0.0f;
-  float width = 0.0f;
-  uint64_t subsequence = 0;
-  std::vector<int64_t> full_shape;  // the virtual tensor
-  std::vector<int64_t> start;       // the window's corner in it
-  std::vector<int64_t> shape;       // the window (= the output's shape)
-  mx::Dtype dtype = mx::float32;
+// The output type of a draw from MLX's dtype; anything but float32,
+// float16 and bfloat16 is a std::invalid_argument naming the dtype.
+OutType checked_out_type(mx::Dtype dtype, const std::string& name);
+mx::Dtype mlx_dtype(OutType t);
 
-  bool operator==(const InitSpec& o) const;
-};
+// A key must be uint32 of shape (2,); std::invalid_argument otherwise.
+void check_key(const mx::array& key, const std::string& name);
 
-// Builds the node. `name` prefixes error messages ("[glorot_normal] ...").
-// Throws std::invalid_argument (ValueError in Python) for bad arguments and
+// Builds the node for a spec made by make_spec (init_spec.h). `name`
+// prefixes error messages ("[glorot_normal] ..."). Throws
+// std::invalid_argument (ValueError in Python) for bad arguments and
 // std::runtime_error for a stream this build cannot run on.
 mx::array fused_init(
     const mx::array& key,
     InitSpec spec,
     const std::string& name,
     mx::StreamOrDevice s = {});
-
-// Sets kind, shift, scale and upper of a uniform draw on [low, high) in
-// spec.dtype (set spec.dtype first). Throws std::invalid_argument.
-void set_uniform_bounds(InitSpec& spec, double low, double high, const std::string& name);
-
-// Sets kind, scale, shift and the truncation constants of a normal draw
-// N(mean, std^2) truncated to [a, b] (absolute bounds, either may be
-// infinite), for spec.dtype (set spec.dtype first). Throws
-// std::invalid_argument.
-void set_truncated_normal(
-    InitSpec& spec, double mean, double std, double a, double b, const std::string& name);
 
 // Raw Philox4x32-10 blocks: counters uint32 (n, 4), key uint32 (2,).
 mx::array philox4x32_10(
@@ -117,7 +95,7 @@ class FusedInit : public RandomPrimitive {
 
  protected:
   mx::Dtype output_dtype() const override {
-    return spec_.dtype;
+    return mlx_dtype(spec_.dtype);
   }
 
  private:
@@ -146,9 +124,5 @@ class Philox4x32 : public RandomPrimitive {
     return mx::uint32;
   }
 };
-
-// Helpers shared by the backends.
-StreamParams stream_params(const InitSpec& spec, uint32_t k0, uint32_t k1);
-OutType out_type(mx::Dtype dtype);
 
 } // namespace mfi

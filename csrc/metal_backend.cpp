@@ -99,7 +99,7 @@ void FusedInit::eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) {
   StreamParams sp = stream_params(spec_, 0, 0);
   MetalParams params = make_metal_params(sp, layout, key_word_stride(key.strides()[0]));
   auto* pipeline = kernel(
-      d, metal_kernel_name(out_type(spec_.dtype), transform_variant(sp.kind, sp.shift)));
+      d, metal_kernel_name(spec_.dtype, transform_variant(sp.kind, sp.shift)));
 
   auto& enc = mx::metal::get_command_encoder(s);
   enc.set_compute_pipeline_state(pipeline);

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "fill_job.h"
 #include "fused_init_math.h"
@@ -72,6 +74,19 @@ inline MetalParams make_metal_params(
   p.width = s.width;
   p.unused = 0.0f;
   return p;
+}
+
+// The "args" array of the portable kernels (fused_init_params.h): the
+// parameter block, then the outer extents and strides at fixed offsets.
+inline std::vector<uint32_t> pack_gpu_args(const MetalParams& p, const RunLayout& layout) {
+  static_assert(kMaxMetalOuterDims == kArgsMaxOuter, "one limit for every GPU kernel");
+  std::vector<uint32_t> words(kArgsWords, 0u);
+  std::memcpy(words.data(), &p, sizeof(MetalParams));
+  for (size_t d = 0; d < layout.outer_extent.size(); ++d) {
+    std::memcpy(&words[kArgsExtent + 2 * d], &layout.outer_extent[d], 8);
+    std::memcpy(&words[kArgsStride + 2 * d], &layout.outer_stride[d], 8);
+  }
+  return words;
 }
 
 struct DispatchPlan {

@@ -1,13 +1,16 @@
 // The per-element math of mlx-fused-init (docs/spec.md section 3), in one place.
 //
-// This header is compiled three ways and must give the same bits in each:
+// This header is compiled four ways and must give the same bits in each:
 //   * by the Metal compiler, inlined into the kernel source generated from
 //     fused_init.metal (cmake/embed_metal_source.py): offline into the
 //     metallib, or at run time by MLX when there is none;
 //   * by the host C++ compiler for the CPU path (csrc/cpu_fill_impl.h), once
 //     per instruction set, relying on auto-vectorization;
 //   * by the host C++ compiler through tests/metal_shim/metal_shim.h, which
-//     defines __METAL_VERSION__ and so takes the Metal branch below.
+//     defines __METAL_VERSION__ and so takes the Metal branch below;
+//   * by NVRTC, inlined into the text handed to mx.fast.cuda_kernel
+//     (metal/fused_init_kernel.h), and by the host compiler through
+//     tests/cuda_shim, which takes the same CUDA branch.
 //
 // Rules that keep the bits identical everywhere (docs/stream.md, "Why the bits are the same everywhere"):
 //   * only integer ops, + - *, explicit fma and sqrt (no libm or metal::
@@ -47,6 +50,21 @@ inline float sqrt_(float x) { return metal::sqrt(x); }
 inline float as_float(uint32_t x) { return as_type<float>(x); }
 inline uint32_t as_uint(float x) { return as_type<uint32_t>(x); }
 inline uint32_t mulhi(uint32_t a, uint32_t b) { return metal::mulhi(a, b); }
+} // namespace mfi
+#elif defined(__CUDACC__) || defined(MFI_CUDA_SHIM)
+// CUDA, compiled at run time by NVRTC through mx.fast.cuda_kernel (MLX's
+// header before this one supplies the fixed-width integer types), or by
+// the host compiler through tests/cuda_shim. Only the correctly rounded
+// intrinsics, nothing from fast math; NVRTC contracts a*b + c by default
+// (--fmad=true), which the rules above make harmless.
+#define MFI_INLINE __device__ __forceinline__
+#define MFI_CONSTANT constexpr
+namespace mfi {
+MFI_INLINE float fma_(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+MFI_INLINE float sqrt_(float x) { return __fsqrt_rn(x); }
+MFI_INLINE float as_float(uint32_t x) { return __uint_as_float(x); }
+MFI_INLINE uint32_t as_uint(float x) { return __float_as_uint(x); }
+MFI_INLINE uint32_t mulhi(uint32_t a, uint32_t b) { return __umulhi(a, b); }
 } // namespace mfi
 #else
 #include <cstdint>

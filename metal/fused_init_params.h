@@ -7,7 +7,7 @@
 #ifndef MFI_FUSED_INIT_PARAMS_H
 #define MFI_FUSED_INIT_PARAMS_H
 
-#if !defined(__METAL_VERSION__)
+#if !defined(__METAL_VERSION__) && !defined(__CUDACC__)
 #include <cstdint>
 #endif
 
@@ -30,6 +30,26 @@ struct MetalParams {
   float width;
   float unused; // explicit padding to a multiple of 8 bytes
 };
+
+// The portable kernels (mx.fast.metal_kernel, mx.fast.cuda_kernel) take
+// all of this in one uint32 input array, "args": the MetalParams words,
+// then the window's outer extents (int64) and stream strides (uint64), at
+// most kArgsMaxOuter each, at fixed offsets (in words; 8-byte aligned).
+// One array of more than 8 elements: MLX then passes it in device memory
+// whatever the window, so the generated kernel signature never changes.
+#if defined(__METAL_VERSION__)
+#define MFI_PARAMS_CONSTANT constant
+#else
+#define MFI_PARAMS_CONSTANT constexpr
+#endif
+MFI_PARAMS_CONSTANT uint32_t kArgsMaxOuter = 16;
+MFI_PARAMS_CONSTANT uint32_t kArgsExtent = 18;  // sizeof(MetalParams) / 4
+MFI_PARAMS_CONSTANT uint32_t kArgsStride = kArgsExtent + 2 * kArgsMaxOuter;
+MFI_PARAMS_CONSTANT uint32_t kArgsWords = kArgsStride + 2 * kArgsMaxOuter;
+
+#if !defined(__METAL_VERSION__)
+static_assert(sizeof(MetalParams) == 4 * kArgsExtent, "MetalParams is 18 words");
+#endif
 
 } // namespace mfi
 

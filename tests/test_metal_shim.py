@@ -251,7 +251,7 @@ def test_out_of_bounds_writes_are_caught(tmp_path):
     # past the end: the tail loop's condition off by one, compiled from a
     # deliberately broken copy of the kernel source.
     src = _ext.metal_kernel_source()
-    broken = src.replace("j < 4 && e0 + j < p.size", "j < 4 && e0 + j <= p.size")
+    broken = src.replace("j < 4 && e0 + j < p->size", "j < 4 && e0 + j <= p->size")
     assert broken != src
     dll = build_shim(tmp_path, source=broken, tag="broken")
     with pytest.raises(AssertionError, match="out-of-bounds write: byte 0 after the end"):

@@ -1,0 +1,78 @@
+// The CPU kernel's controls and test hooks, bound identically into both
+// extension modules: the native one (bindings.cpp, which links MLX) and the
+// portable one (portable_bindings.cpp, which does not). Each module holds
+// its own copy of the MLX-free kernel library, so these act on the module
+// they are called through; mlx_fused_init._backend exposes the one in use.
+#pragma once
+
+#include <functional>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include "cpu_fill.h"
+#include "thread_pool.h"
+#include "x86_features.h"
+
+namespace mfi {
+
+inline void bind_cpu_controls(nanobind::module_& m) {
+  namespace nb = nanobind;
+  using namespace nb::literals;
+  m.def("set_cpu_kernel", &mfi::cpu::set_kernel, "name"_a,
+        "Select the CPU kernel build: 'auto', 'scalar', 'avx2', 'avx512' or "
+        "'neon'.");
+  m.def("cpu_kernel", &mfi::cpu::kernel_name, "The CPU kernel build in use.");
+  m.def("available_cpu_kernels", &mfi::cpu::available_kernels,
+        "The CPU kernel builds this machine can run, fastest first.");
+  // For tests/test_cpu_paths.py: the x86 kernel decision on given CPUID
+  // and XCR0 values, and this machine's (all zero off x86).
+  m.def(
+      "_x86_usable",
+      [](uint32_t leaf1_ecx, uint32_t leaf7_ebx, uint64_t xcr0, uint32_t max_leaf) {
+        mfi::x86::CpuidBits c{leaf1_ecx, leaf7_ebx, xcr0, max_leaf};
+        return std::make_tuple(mfi::x86::avx2_usable(c), mfi::x86::avx512_usable(c));
+      },
+      "leaf1_ecx"_a, "leaf7_ebx"_a, "xcr0"_a, "max_leaf"_a,
+      "(avx2, avx512): whether those kernel builds may run, given CPUID.1:ECX, "
+      "CPUID.(7,0):EBX, XCR0 and CPUID.0:EAX.");
+  m.def(
+      "_x86_cpuid",
+      [] {
+        mfi::x86::CpuidBits c = mfi::x86::read_cpuid();
+        return std::make_tuple(c.leaf1_ecx, c.leaf7_ebx, c.xcr0, c.max_leaf);
+      },
+      "This machine's (leaf1_ecx, leaf7_ebx, xcr0, max_leaf).");
+  m.def("_cpu_pool_size", &mfi::cpu::pool_size,
+        "Worker threads the CPU fill pool holds now (for tests).");
+  m.def(
+      "_cpu_pool_run",
+      [](int n) {
+        // Each task records which thread ran it; the GIL is released so that
+        // no task can depend on it.
+        std::vector<int> runs(std::max(n, 0), 0);
+        std::vector<uint64_t> who(std::max(n, 0), 0);
+        {
+          nb::gil_scoped_release release;
+          mfi::cpu::parallel_for(n, [&](int i) {
+            runs[i] += 1;
+            who[i] = std::hash<std::thread::id>{}(std::this_thread::get_id());
+          });
+        }
+        return std::make_tuple(runs, who);
+      },
+      "n"_a,
+      "Run n tasks on the CPU fill pool (for tests): (times each task ran, "
+      "a hash of the thread that ran it).");
+  m.def("set_num_threads", &mfi::cpu::set_num_threads, "n"_a,
+        "Threads per CPU evaluation; 0 means all hardware threads.");
+  m.def("num_threads", &mfi::cpu::num_threads,
+        "Threads per CPU evaluation.");
+}
+
+} // namespace mfi
