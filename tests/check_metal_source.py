@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 
 VERSIONS = ["metal3.1", "metal3.2", "metal4.0"]
 

@@ -26,7 +26,7 @@ PROBE = r"""
 import mlx.core as mx
 mx.eval(mx.arange(8, stream=mx.gpu) * 2)
 print("stock-ok", flush=True)
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 out = _ext.fused_init(mx.random.key(0), [7], mx.float32, kind=0, scale=1.0, stream=mx.gpu)
 mx.eval(out)
 print("fused-ok", flush=True)

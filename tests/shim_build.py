@@ -14,7 +14,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 
 REPO = Path(__file__).resolve().parents[1]
 SHIM = REPO / "tests" / "metal_shim"

@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 from shim_build import (CONTRACT_FLAGS, DTYPES, build_fill_main, build_shim, clangxx, gxx,
                         run_cpu, run_fill_main, run_shim)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mlx_fused_init as mfi
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 from conftest import bits
 
 KERNELS = [k.strip() for k in mfi.available_cpu_kernels().split(",")]

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 import mlx_fused_init as mfi
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 from conftest import bits, to_numpy
 from reference import flat_indices, normal_z, round_to, shifted_normal_values, uniform_values
 

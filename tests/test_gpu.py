@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import mlx_fused_init as mfi
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 from conftest import bits
 from gpu_probe import gpu_status, gpu_tests_run, require_gpu
 
@@ -117,7 +117,7 @@ def test_gpu_philox_known_answers(philox_kat):
 
 JIT_CHECK = r"""
 import mlx.core as mx, numpy as np
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 kind, detail = _ext.metal_kernel_origin()
 assert kind == "jit", (kind, detail)
 key = mx.random.key(42)

@@ -13,7 +13,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 from shim_build import (REPO, DTYPES, build_shim, clangxx, gxx, run_cpu, run_philox,
                         run_shim)
 

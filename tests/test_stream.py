@@ -6,6 +6,7 @@ import pytest
 
 import mlx_fused_init as mfi
 from conftest import to_numpy
+from mlx_fused_init._backend import ext as _ext
 from reference import flat_indices, normal_z
 
 KEYS = [(0, 0), (0, 42), (0xFFFFFFFF, 0xFFFFFFFF), (0x9E3779B9, 0x7F4A7C15)]
@@ -80,15 +81,15 @@ def test_value_depends_only_on_its_index():
     # The first elements of a long row are the same as the elements of a
     # short one: the stream is indexed by flat position only.
     key = mx.random.key(11)
-    long = mfi._ext.fused_init(key, [1, 1000], mx.float32, kind=0, scale=1.0)
-    short = mfi._ext.fused_init(key, [1, 7], mx.float32, kind=0, scale=1.0)
+    long = _ext.fused_init(key, [1, 1000], mx.float32, kind=0, scale=1.0)
+    short = _ext.fused_init(key, [1, 7], mx.float32, kind=0, scale=1.0)
     np.testing.assert_array_equal(np.array(long)[0, :7], np.array(short)[0])
 
 
 def test_subsequence_selects_an_independent_stream():
     key = mx.random.key(11)
-    a = mfi._ext.fused_init(key, [256], mx.float32, kind=0, scale=1.0, subsequence=0)
-    b = mfi._ext.fused_init(key, [256], mx.float32, kind=0, scale=1.0, subsequence=2**40 + 5)
+    a = _ext.fused_init(key, [256], mx.float32, kind=0, scale=1.0, subsequence=0)
+    b = _ext.fused_init(key, [256], mx.float32, kind=0, scale=1.0, subsequence=2**40 + 5)
     ref = normal_z(np.arange(256), (0, 11), subsequence=2**40 + 5)
     assert not np.array_equal(np.array(a), np.array(b))
     assert np.abs(np.array(b) - ref).max() <= TOL_F32

@@ -16,6 +16,18 @@ def test_compile_with_random_state_matches_eager():
 
     compiled = mx.compile(fn, inputs=state, outputs=state)
     a = mx.zeros((8, 8))
+    if mfi.backend_info()["backend"] == "portable":
+        # Eager CPU draws cannot read a traced key: a clear error. (MLX
+        # leaves its random state unusable after any exception inside a
+        # compiled function that takes it; reseeding repairs it.)
+        try:
+            with pytest.raises(ValueError, match=r"\[glorot_normal\] portable mode computes "
+                               r"CPU draws when they are called, so it cannot draw from a key "
+                               r"that mx.compile or mx.vmap is tracing"):
+                compiled(a)
+        finally:
+            mx.random.seed(0)
+        return
     mx.random.seed(10)
     eager = [fn(a) for _ in range(3)]
     mx.random.seed(10)
@@ -95,8 +107,16 @@ def test_export_function_fails_with_a_clear_error(tmp_path):
     def fn(a):
         return mfi.glorot_normal()(a, key=mx.random.key(0))
 
+    path = str(tmp_path / "f.mlxfn")
+    if mfi.backend_info()["backend"] == "portable":
+        # An eager draw with a concrete key is a constant of the exported
+        # graph: the function exports, and gives that draw back.
+        mx.export_function(path, fn, mx.zeros((2, 2)))
+        (got,) = mx.import_function(path)(mx.zeros((2, 2)))
+        assert mx.array_equal(got, fn(mx.zeros((2, 2)))).item()
+        return
     with pytest.raises(Exception, match="FusedInit"):
-        mx.export_function(str(tmp_path / "f.mlxfn"), fn, mx.zeros((2, 2)))
+        mx.export_function(path, fn, mx.zeros((2, 2)))
 
 
 def test_jvp_through_an_initializer_is_zero():

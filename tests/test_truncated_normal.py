@@ -13,7 +13,7 @@ from scipy.special import ndtr
 
 import mlx_fused_init as mfi
 import reference as ref
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 from conftest import bits, to_numpy
 
 KEY = (123, 456)

@@ -17,7 +17,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 from conftest import bits
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,38 +4,29 @@ Drop-in replacements for ``mlx.nn.init`` whose C++/Metal primitive draws,
 transforms and scales in one pass. The exact stream: docs/spec.md, section 3.
 """
 
-from ._build_info import MLX_VERSION as _BUILT_AGAINST
-
 try:
-    import mlx.core as _mx
+    import mlx.core as _mx  # noqa: F401
 except ImportError as _e:  # pragma: no cover - depends on the install
     if "libmlx" in str(_e):
         raise ImportError(
             "mlx-fused-init could not import mlx.core because libmlx.so is "
-            "missing. On Linux MLX needs its CPU back-end: "
-            f"pip install 'mlx[cpu]=={_BUILT_AGAINST}' (or install "
-            "mlx-fused-init with the [cpu] extra)."
+            "missing. On Linux MLX needs its CPU back-end, installed at the same "
+            "version as mlx itself: pip install 'mlx[cpu]==<your mlx version>' "
+            "(or install mlx-fused-init with the [cpu] extra)."
         ) from _e
     raise
 
-if _mx.__version__ != _BUILT_AGAINST:
-    raise ImportError(
-        f"mlx-fused-init was built against MLX {_BUILT_AGAINST}, but MLX "
-        f"{_mx.__version__} is installed. The extension links libmlx and "
-        "shares nanobind's ABI with mlx.core, so the versions must match: "
-        f"pip install 'mlx=={_BUILT_AGAINST}', or rebuild mlx-fused-init "
-        "from source against the MLX you have."
-    )
+# Native extension or portable mode: decided here, once (_backend.py).
+from ._backend import backend_info, ext as _ops  # noqa: E402
 
-from ._ext import (  # noqa: E402
-    available_cpu_kernels,
-    built_with_metal,
-    cpu_kernel,
-    num_threads,
-    philox4x32_10,
-    set_cpu_kernel,
-    set_num_threads,
-)
+available_cpu_kernels = _ops.available_cpu_kernels
+cpu_kernel = _ops.cpu_kernel
+num_threads = _ops.num_threads
+philox4x32_10 = _ops.philox4x32_10
+set_cpu_kernel = _ops.set_cpu_kernel
+set_num_threads = _ops.set_num_threads
+built_with_metal = _ops.built_with_metal
+
 from ._keys import next_key  # noqa: E402
 from .initializers import (  # noqa: E402
     glorot_normal,
@@ -55,6 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "available_cpu_kernels",
+    "backend_info",
     "built_with_metal",
     "constant",
     "cpu_kernel",

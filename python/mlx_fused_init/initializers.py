@@ -5,7 +5,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import mlx.core as mx
 
-from . import _checks, _ext
+from . import _checks
+from ._backend import ext as _ext
 from ._keys import with_key
 
 StreamLike = Union[None, mx.Stream, mx.Device]

@@ -13,6 +13,7 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
 
 from . import _checks
+from ._backend import BACKEND
 from ._keys import with_key
 
 Filter = Callable[[str, nn.Module, mx.array], bool]
@@ -207,14 +208,35 @@ def init_model(
     for path, module, param in named_parameters(model, filter, name):
         init = rule_for(rules, path, module)
         if init is not None:
-            jobs.append((path, init, param, batch_dims_of(module, param)))
+            # Only the shape is kept: the old values are never read, and
+            # holding them would keep them alive (see below).
+            jobs.append((path, init, mx.zeros(param.shape, param.dtype),
+                         batch_dims_of(module, param)))
 
-    def build(k):
-        return [
-            (path, init(param, key=k, subsequence=param_subsequence(path), stream=stream,
-                        **({"batch_dims": b} if b else {})))
-            for path, init, param, b in jobs
-        ]
+    def draw(k, path, init, like, b):
+        return init(like, key=k, subsequence=param_subsequence(path), stream=stream,
+                    **({"batch_dims": b} if b else {}))
 
-    model.update(tree_unflatten(with_key(key, name, build)))
+    if BACKEND == "native":
+        def build(k):
+            return [(path, draw(k, path, init, like, b)) for path, init, like, b in jobs]
+
+        model.update(tree_unflatten(with_key(key, name, build)))
+        return model
+
+    # Portable mode draws on the CPU eagerly, so the parameters are swapped
+    # one at a time: the old one leaves the model (a lazy placeholder of
+    # its shape takes its place) before the new one is drawn, and the peak
+    # is the model itself rather than the model twice.
+    def build_in_place(k):
+        from ._portable import validate_only
+
+        with validate_only():  # every draw checked before the first swap
+            for job in jobs:
+                draw(k, *job)
+        for path, init, like, b in jobs:
+            model.update(tree_unflatten([(path, like)]))
+            model.update(tree_unflatten([(path, draw(k, path, init, like, b))]))
+
+    with_key(key, name, build_in_place)
     return model

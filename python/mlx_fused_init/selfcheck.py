@@ -12,7 +12,8 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn.init as stock_init
 
-from . import __version__, _ext
+from . import __version__
+from ._backend import backend_info, ext as _ext
 from .initializers import glorot_normal
 
 # Random123's known-answer vectors for Philox4x32-10 (kat_vectors):
@@ -33,7 +34,7 @@ PHILOX_KAT = (
 
 
 def metal_library() -> Path:
-    return Path(_ext.__file__).with_name("mlx_fused_init.metallib")
+    return Path(__file__).with_name("mlx_fused_init.metallib")
 
 
 def metal_report() -> list:
@@ -41,7 +42,9 @@ def metal_report() -> list:
     kind, detail = _ext.metal_kernel_origin()
     lib = metal_library()
     if kind == "none":
-        return ["  Metal kernels: not in this build (CPU only)"]
+        return [f"  GPU kernels: none ({detail})"]
+    if kind == "portable":
+        return [f"  GPU kernels: portable, {detail}"]
     lines = []
     if kind == "metallib":
         lines.append(f"  Metal kernels: metallib, loaded from {detail}")
@@ -137,17 +140,31 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--device", choices=["cpu", "gpu"], default=None,
         help="run the checks on this device (default: MLX's default device)")
+    parser.add_argument(
+        "--version", action="store_true",
+        help="print the versions and which implementation runs (native or portable), then exit")
     args = parser.parse_args(argv)
-    if args.device == "gpu" and not _ext.built_with_metal():
-        print("--device gpu: this build of mlx-fused-init has no Metal back-end", file=sys.stderr)
+    info = backend_info()
+    if args.version:
+        print(f"mlx-fused-init {__version__}: {info['backend']} (MLX {info['mlx']}, "
+              f"built against MLX {info['built_against']}; GPU: {info['gpu']})")
+        return 0
+    if args.device == "gpu" and info["gpu"] == "none":
+        print("--device gpu: no GPU kernel can run here (this MLX has no GPU back-end)",
+              file=sys.stderr)
         return 2
     if args.device is not None:
         mx.set_default_device(mx.cpu if args.device == "cpu" else mx.gpu)
     stream = mx.default_stream(mx.default_device())
     print(f"mlx-fused-init {__version__}")
-    print(f"  MLX {mx.__version__} (built against {_ext.mlx_version_built_against})")
+    print(f"  MLX {info['mlx']} (native extension built against MLX {info['built_against']})")
+    print(f"  backend: {info['backend']} ({info['reason']})")
+    if info["backend"] == "portable":
+        print("    portable mode: CPU draws are eager (computed when the call returns);")
+        print(f"    the native path for this MLX: {info['native_command']}")
     print(f"  Python {platform.python_version()} on {platform.system()} {platform.machine()}")
     print(f"  default device: {mx.default_device()}")
+    print(f"  GPU draws: {info['gpu']}")
     for line in metal_report():
         print(line)
     print(f"  CPU kernel: {_ext.cpu_kernel()} (available: {_ext.available_cpu_kernels()}), "

@@ -5,7 +5,8 @@ from typing import Callable
 
 import mlx.core as mx
 
-from . import _checks, _ext
+from . import _checks
+from ._backend import ext as _ext
 from .initializers import _UNIFORM, _NORMAL, _geometry, _mark, _node
 
 _TRUNCATED_NORMAL = 3  # transform kind of the primitive (metal/fused_init_math.h)
