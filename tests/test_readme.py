@@ -8,6 +8,7 @@ import mlx.core as mx
 import pytest
 
 import mlx_fused_init as mfi
+from conftest import MLX_LM_MISSING
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -29,6 +30,8 @@ def test_readme_has_examples():
 )
 def test_example_runs(doc, index, block):
     code = compile(block, f"{doc.relative_to(ROOT)} example {index + 1}", "exec")
+    if "mlx_lm" in block:
+        pytest.importorskip("mlx_lm", reason=MLX_LM_MISSING)
     if "inputs=state" in block and mfi.backend_info()["backend"] == "portable":
         # Drawing from MLX's traced random state inside mx.compile needs the
         # native op; portable mode refuses it in so many words

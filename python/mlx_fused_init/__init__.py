@@ -8,11 +8,16 @@ try:
     import mlx.core as _mx  # noqa: F401
 except ImportError as _e:  # pragma: no cover - depends on the install
     if "libmlx" in str(_e):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            _v = version("mlx")
+        except PackageNotFoundError:
+            _v = "<your mlx version>"
         raise ImportError(
             "mlx-fused-init could not import mlx.core because libmlx.so is "
-            "missing. On Linux MLX needs its CPU back-end, installed at the same "
-            "version as mlx itself: pip install 'mlx[cpu]==<your mlx version>' "
-            "(or install mlx-fused-init with the [cpu] extra)."
+            "missing. On Linux MLX needs its CPU back-end at the same version "
+            f"as mlx itself: pip install 'mlx[cpu]=={_v}'"
         ) from _e
     raise
 

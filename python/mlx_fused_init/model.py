@@ -212,6 +212,7 @@ def init_model(
             # holding them would keep them alive (see below).
             jobs.append((path, init, mx.zeros(param.shape, param.dtype),
                          batch_dims_of(module, param)))
+    param = module = None  # the loop's last parameter must not outlive the swap
 
     def draw(k, path, init, like, b):
         return init(like, key=k, subsequence=param_subsequence(path), stream=stream,
