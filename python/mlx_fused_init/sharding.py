@@ -250,7 +250,10 @@ class _Explainer:
                 if p.ndim > d:
                     shape = [1] * p.ndim
                     shape[d] = p.shape[d]
-                    probe = mx.broadcast_to(mx.arange(p.shape[d], dtype=mx.int32).reshape(shape),
+                    # float32 (exact below 2^24) so that shard code doing
+                    # arithmetic on weights runs, and shows up as non-indices
+                    dtype = mx.float32 if p.shape[d] < 2**24 else mx.int32
+                    probe = mx.broadcast_to(mx.arange(p.shape[d], dtype=dtype).reshape(shape),
                                             p.shape)
                     probes[path] = probe
                     memo[id(p)] = probe
@@ -291,9 +294,11 @@ class _Explainer:
         runs = []
         for d in range(len(fshape)):
             got = self._pass(d)[1][path]
-            if tuple(got.shape) != tuple(shard_shape) or not mx.issubdtype(got.dtype, mx.integer):
+            if tuple(got.shape) != tuple(shard_shape) or not (
+                    mx.issubdtype(got.dtype, mx.integer) or mx.array_equal(got, mx.floor(got)).item()):
                 what = (f"shape {tuple(got.shape)}" if tuple(got.shape) != tuple(shard_shape)
-                        else "values that are not a selection of the full parameter's")
+                        else "values that are not a selection of the full parameter's (it "
+                        "computes on them)")
                 raise ValueError(
                     f"[{name}] {path}: the template's shard() gives rank {self.rank} of "
                     f"{self.size} {what}, but the model holds shape {tuple(shard_shape)}: the "
@@ -308,7 +313,7 @@ class _Explainer:
                 raise ValueError(
                     f"[{name}] {path}: the template's shard() mixes axes of this parameter; "
                     "only selections along its axes can be drawn.")
-            runs.append(_runs(line.tolist()))
+            runs.append(_runs([int(v) for v in line.tolist()]))
         return runs
 
 
