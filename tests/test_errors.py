@@ -165,3 +165,49 @@ def test_output_just_below_the_byte_limit_is_accepted():
         return
     out = mfi.normal(dtype=mx.bfloat16)(mx.zeros(shape), key=mx.random.key(0))
     assert out.shape == shape
+
+
+# Issue 17, item 10: errors found at the edges, each a ValueError naming
+# the argument (or the parameter), never nanobind's or Python's raw error.
+
+@pytest.mark.parametrize("full_shape, start, arg", [
+    ((2**63, 2), None, "full_shape"), ((2, 2**64), None, "full_shape"),
+    ((2**62, 2), (2**63, 0), "start")])
+def test_huge_window_entries_name_the_argument(full_shape, start, arg):
+    with pytest.raises(ValueError, match=rf"\[glorot_normal\] {arg} .* 2\^63"):
+        mfi.glorot_normal()(mx.zeros((2, 2)), full_shape=full_shape, start=start)
+
+
+@pytest.mark.parametrize("call, arg", [
+    (lambda: mfi.truncated_normal(0, 1, -10**400, 1), "a"),
+    (lambda: mfi.truncated_normal(0, 1, -1, 10**400), "b"),
+    (lambda: mfi.normal(10**400, 1), "mean"),
+    (lambda: mfi.glorot_normal()(mx.zeros((2, 2)), 10**400), "gain"),
+])
+def test_integers_beyond_float64_name_the_argument(call, arg):
+    with pytest.raises(ValueError, match=rf"\] {arg} is too large in magnitude"):
+        call()
+
+
+@pytest.mark.parametrize("distribution", ["truncated_normal", "normal", "uniform"])
+def test_variance_scaling_too_small_names_scale(distribution):
+    with pytest.raises(ValueError, match=r"\[variance_scaling\] scale=1e-300 is too small"):
+        mfi.variance_scaling(1e-300, distribution=distribution)
+    # Large enough alone, too small for this weight's fans: refused at the call.
+    init = mfi.variance_scaling(1e-74, "fan_in", distribution)
+    with pytest.raises(ValueError, match=r"scale=1e-74 is too small: .* with fan_in = 4096"):
+        init(mx.zeros((2, 4096)))
+    w = mfi.variance_scaling(1e-60, "fan_in", distribution)(mx.zeros((64, 64)), key=mx.random.key(1))
+    assert np.all(np.array(w) != 0)  # never silently zeros
+
+
+def test_a_failing_rule_names_the_parameter():
+    import mlx.nn as nn
+
+    model = nn.Sequential(nn.Linear(4, 4))
+    with pytest.raises(ValueError, match=r"\[init_model\] layers\.0\.bias: .*\[he_normal\] .*at "
+                                         r"least 2 dimensional") as info:
+        mfi.init_model(model, [("*", mfi.he_normal())], key=mx.random.key(0))
+    assert isinstance(info.value.__cause__, ValueError)
+    with pytest.raises(ValueError, match=r"\[init_sharded\] layers\.0\.bias: .*\[he_normal\]"):
+        mfi.init_sharded(model, [("*", mfi.he_normal())], key=mx.random.key(0), rank=0, size=1)

@@ -3,6 +3,8 @@ rank's parameters must equal what mlx-lm's shard() makes of the unsharded
 init_model weights, bit for bit. One process, each rank simulated with
 rank=/size= (the multi-process run is test_distributed.py)."""
 
+import re
+
 import mlx.core as mx
 import mlx.nn as nn
 import pytest
@@ -78,15 +80,16 @@ class Pair(nn.Module):
 
 
 def test_template_mismatches_name_the_parameter_and_both_shapes():
-    model = Pair()
-    model.up.weight = mx.zeros((16, 8))  # both axes differ from (32, 16)
-    with pytest.raises(ValueError, match=r"up.weight: more than one axis differs \(the model has "
-                                         r"\(16, 8\), the template \(32, 16\)"):
-        mfi.init_sharded(model, key=KEY, rank=0, size=2, full=Pair())
-    model = Pair()
-    model.up.weight = mx.zeros((8, 16))  # a quarter of (32, 16) with 2 ranks
-    with pytest.raises(ValueError, match=r"up.weight: axis 0 is not cut into 2 equal parts"):
-        mfi.init_sharded(model, key=KEY, rank=0, size=2, full=Pair())
+    # A plain layer whose shape differs: nothing tells how it was cut (the
+    # template has no shard() method, the layer is not one of MLX's sharded
+    # ones), so even a shape ratio equal to the group size is refused.
+    for shape in [(16, 8), (8, 16), (16, 16)]:
+        model = Pair()
+        model.up.weight = mx.zeros(shape)
+        with pytest.raises(ValueError, match=rf"up.weight: the shape differs from the template's "
+                                             rf"\(the model has {re.escape(str(shape))}, the template \(32, 16\)\).*"
+                                             r"pass sharding="):
+            mfi.init_sharded(model, key=KEY, rank=0, size=2, full=Pair())
     model = Pair()
     model.extra = nn.Linear(2, 2, bias=False)
     with pytest.raises(ValueError, match=r"extra.weight \(shape \(2, 2\)\) is missing from the template"):
@@ -122,7 +125,11 @@ def test_shard_inplace_with_full_equals_mlx_sharding_of_the_full_weights():
         model = Pair()
         shard_inplace(model.up, "all-to-sharded", group=Rank(rank, 4))
         shard_inplace(model.down, "sharded-to-all", group=Rank(rank, 4))
-        mfi.init_sharded(model, key=KEY, rank=rank, size=4, full=Pair())
+        # shard_inplace leaves plain nn.Linear layers: the same predicate
+        # as shard_inplace's tells init_sharded how they were cut.
+        mfi.init_sharded(model, key=KEY, rank=rank, size=4, full=Pair(), sharding=lambda path, w: (
+            (-1 if path.endswith("bias") else 0) if path.startswith("up.")
+            else (None if path.endswith("bias") else -1)))
         for path, w in params(model).items():
             if path.endswith("weight"):
                 assert mx.array_equal(w, params(want)[path]).item(), path
@@ -158,7 +165,10 @@ def test_expert_parallel_shards_through_full_and_through_shard(size):
         for name in ("gate_proj", "up_proj", "down_proj"):
             shard_inplace(getattr(model.model.layers[1].mlp.switch_mlp, name),
                           lambda path, w: 0, group=Rank(rank, size))
-        mfi.init_sharded(model, moe_rules(), key=KEY, rank=rank, size=size, full=make())
+        # Expert parallelism is not what the template's shard() does (tensor
+        # parallelism): sharding= says how the experts were cut.
+        mfi.init_sharded(model, moe_rules(), key=KEY, rank=rank, size=size, full=make(),
+                         sharding=lambda path, w: 0 if ".switch_mlp." in path else None)
         mine = model.model.layers[1].mlp.switch_mlp.down_proj.weight
         assert mine.shape == (e, 64, 32)
         assert mx.array_equal(mine, full_w[rank * e:(rank + 1) * e]).item()

@@ -40,7 +40,13 @@ def _number(value, arg: str, name: str) -> float:
             f"[{name}] {arg} must be a real number, but got "
             f"{type(value).__name__}."
         )
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float64's range
+        raise ValueError(
+            f"[{name}] {arg} is too large in magnitude for a float64, but got "
+            f"{'-' if value < 0 else ''}an integer of {len(str(abs(int(value))))} digits."
+        ) from None
 
 
 def real(value, arg: str, name: str) -> float:
@@ -119,6 +125,12 @@ def window(shape: tuple, full_shape, start, name: str) -> tuple:
             f"[{name}] full_shape {full_shape} and start {start} must have as many "
             f"dimensions as the array's shape {shape}."
         )
+    for arg, values in (("full_shape", full_shape), ("start", start)):
+        if any(v >= 2**63 for v in values):
+            raise ValueError(
+                f"[{name}] {arg} {values} has an entry of 2^63 or more; a dimension must "
+                "fit in a signed 64-bit integer."
+            )
     for d, (f, s, n) in enumerate(zip(full_shape, start, shape)):
         if f < 0 or s < 0 or s + n > f:
             raise ValueError(

@@ -21,7 +21,8 @@ Filter = Callable[[str, nn.Module, mx.array], bool]
 Pattern = Union[str, type]
 Rules = Union[Mapping, Sequence[Tuple[Pattern, Optional[Callable]]]]
 
-# Layers whose "weight" is packed integers, not a float tensor to draw.
+# Layers whose "weight" is packed integers, not a float tensor to draw, by
+# class; any other layer is recognized by what it holds (_holds_quantized).
 _QUANTIZED = tuple(
     getattr(nn, n) for n in ("QuantizedLinear", "QuantizedEmbedding") if hasattr(nn, n)
 )
@@ -51,8 +52,20 @@ def batch_dims_of(module: nn.Module, param: mx.array) -> int:
     return 1 if param.ndim >= 1 and _class_names(module) & stacked_expert_layers else 0
 
 
+def _holds_quantized(module) -> bool:
+    """A layer that holds a packed integer ``weight`` and its ``scales``, as
+    every MLX quantization mode stores them (``mx.quantize``): MLX's
+    ``QuantizedLinear``, ``QuantizedEmbedding``, ``QuantizedAllToShardedLinear``,
+    ``QuantizedShardedToAllLinear``, mlx-lm's ``QuantizedSwitchLinear`` and
+    any future class that stores its weight the same way."""
+    weight = module.get("weight") if isinstance(module, dict) else None
+    return (isinstance(weight, mx.array) and not mx.issubdtype(weight.dtype, mx.floating)
+            and isinstance(module.get("scales"), mx.array))
+
+
 def _is_quantized(module) -> bool:
-    return isinstance(module, _QUANTIZED) or bool(_class_names(module) & _QUANTIZED_NAMES)
+    return (_holds_quantized(module) or isinstance(module, _QUANTIZED)
+            or bool(_class_names(module) & _QUANTIZED_NAMES))
 
 
 def param_subsequence(path: str) -> int:
@@ -139,16 +152,52 @@ def parse_rules(rules: Rules, name: str) -> list:
     return out
 
 
+def _sharded_counterparts() -> tuple:
+    """MLX's sharded versions of ``nn.Linear``: not subclasses of it, but the
+    same layer cut over ranks (``mlx.nn.layers.distributed``). Their
+    quantized versions hold packed weights and are skipped anyway."""
+    from mlx.nn.layers import distributed as dist
+
+    return tuple(getattr(dist, n) for n in ("AllToShardedLinear", "ShardedToAllLinear")
+                 if hasattr(dist, n))
+
+
+def class_matches(pattern: type, module) -> bool:
+    """Whether a class rule matches the layer ``module``: an instance of
+    ``pattern``, or of one of MLX's sharded counterparts of ``nn.Linear``
+    when ``pattern`` is ``nn.Linear`` (or a base class of it): a rule for a
+    layer means the same layer once ``shard_linear`` has cut it."""
+    if isinstance(module, pattern):
+        return True
+    return issubclass(nn.Linear, pattern) and isinstance(module, _sharded_counterparts())
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    """``fnmatch`` of ``pattern`` over ``path``; a path is also matched as if
+    preceded by a dot, so that ``"*.bias"`` means a bias at any depth, the
+    top level (``"bias"`` of a bare ``nn.Linear``) included."""
+    return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase("." + path, pattern)
+
+
 def rule_for(rules: list, path: str, module: nn.Module):
     """The initializer of the first rule that matches (``None``: leave the
     parameter alone, also when no rule matches)."""
     for pattern, init in rules:
         if isinstance(pattern, str):
-            if fnmatch.fnmatchcase(path, pattern):
+            if path_matches(pattern, path):
                 return init
-        elif isinstance(module, pattern):
+        elif class_matches(pattern, module):
             return init
     return None
+
+
+def call_rule(init, path: str, name: str, *args, **kwargs):
+    """``init(*args, **kwargs)`` for the parameter ``path``; an error names
+    the parameter (chained from the initializer's own)."""
+    try:
+        return init(*args, **kwargs)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"[{name}] {path}: the rule's initializer failed: {e}") from e
 
 
 def rules_and_filter(initializer, filter, name: str) -> tuple:
@@ -215,8 +264,8 @@ def init_model(
     param = module = None  # the loop's last parameter must not outlive the swap
 
     def draw(k, path, init, like, b):
-        return init(like, key=k, subsequence=param_subsequence(path), stream=stream,
-                    **({"batch_dims": b} if b else {}))
+        return call_rule(init, path, name, like, key=k, subsequence=param_subsequence(path),
+                         stream=stream, **({"batch_dims": b} if b else {}))
 
     if BACKEND == "native":
         def build(k):

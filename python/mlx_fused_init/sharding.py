@@ -1,6 +1,8 @@
 """Sharded initialization: this rank's piece of a weight, equal to the same
 piece of the unsharded weight, without generating the rest."""
 
+import copy
+import numbers
 from typing import Callable, Optional, Sequence, Union
 
 import mlx.core as mx
@@ -11,6 +13,7 @@ from . import _checks
 from ._keys import with_key
 from .model import (
     batch_dims_of,
+    call_rule,
     check_initializer,
     named_parameters,
     param_subsequence,
@@ -18,7 +21,7 @@ from .model import (
     rules_and_filter,
 )
 
-Segments = Union[int, Sequence[float]]
+Segments = Union[int, Sequence[int], Sequence[float]]
 
 
 class _Shape:
@@ -44,28 +47,68 @@ def _rank_and_size(group, rank, size, name) -> tuple:
     return rank, size
 
 
+def _segment_bounds(dim: int, segments, name: str) -> list:
+    """``[(lo, hi), ...]`` of the segments MLX's ``_split``
+    (``mlx/nn/layers/distributed.py``) cuts an axis of length ``dim`` into:
+    an int is that many equal parts; a list whose first element is an int
+    holds split indices (``mx.split``'s, as Python slices read them:
+    negative ones count from the end, all are clamped to ``[0, dim]``, and
+    segment k is ``[i[k-1], i[k])``, empty if reversed); a list of floats
+    holds fractions, split index ``int(f * dim)`` each."""
+    if isinstance(segments, bool):
+        raise TypeError(f"[{name}] segments must be an int or a list of split indices or "
+                        f"fractions, but got {segments!r}.")
+    if isinstance(segments, numbers.Integral):
+        segments = int(segments)
+        if segments < 1 or dim % segments:
+            raise ValueError(
+                f"[{name}] an axis of length {dim} cannot be cut into {segments} equal segments.")
+        return [(dim * i // segments, dim * (i + 1) // segments) for i in range(segments)]
+    try:
+        points = list(segments)
+    except TypeError:
+        raise TypeError(f"[{name}] segments must be an int or a list of split indices or "
+                        f"fractions, but got {segments!r}.") from None
+    if not points:
+        raise ValueError(f"[{name}] segments must not be an empty list.")
+    if any(isinstance(p, bool) or not isinstance(p, numbers.Real) for p in points):
+        raise TypeError(f"[{name}] segments must hold ints (split indices) or floats "
+                        f"(fractions), but got {segments!r}.")
+    if isinstance(points[0], numbers.Integral):  # MLX: split indices
+        if not all(isinstance(p, numbers.Integral) for p in points):
+            raise TypeError(f"[{name}] segments starting with an int are split indices and must "
+                            f"all be ints (as mx.split takes them), but got {segments!r}.")
+        indices = [int(p) for p in points]
+    else:  # MLX: fractions of the axis
+        indices = [int(float(p) * dim) for p in points]
+
+    def clamp(i):  # a Python slice bound
+        return min(max(i + dim if i < 0 else i, 0), dim)
+
+    cuts = [0] + [clamp(i) for i in indices] + [dim]
+    return [(lo, max(lo, hi)) for lo, hi in zip(cuts[:-1], cuts[1:])]
+
+
 def shard_ranges(
     dim: int, rank: int, size: int, segments: Segments = 1, name="shard", *, balanced: bool = False
 ) -> list:
     """``[(start, length), ...]`` of this rank's shard of an axis of length
-    ``dim``, by MLX's convention (``mlx.nn.layers.distributed``): the axis
-    is first cut into ``segments`` (an int: equal parts; a list of fractions:
-    cut points ``int(f * dim)``, as for a fused QKV weight), each segment into
+    ``dim``, exactly as MLX's ``shard_inplace`` / ``shard_linear`` cut it
+    (``_split`` in ``mlx.nn.layers.distributed``): the axis is first cut
+    into ``segments`` — an int: that many equal parts; a list of ints:
+    split indices, as ``mx.split`` takes them (mlx-lm's Qwen3.5 passes
+    ``[key_dim, 2 * key_dim]`` for its fused QKV); a list of floats:
+    fractions, split index ``int(f * dim)`` each — then each segment into
     ``size`` contiguous parts, and rank r gets part r of every segment.
 
-    As in MLX, the parts must be equal: a length that does not divide raises
-    ``ValueError``. With ``balanced=True`` any length is accepted and split
-    as ``numpy.array_split`` does: the first ``length % size`` ranks get one
-    element more (MLX's layers do not shard this way yet; use it for your
-    own layers and for expert parallelism over an uneven expert count)."""
-    if isinstance(segments, int):
-        if segments < 1 or dim % segments:
-            raise ValueError(f"[{name}] an axis of length {dim} cannot be cut into {segments} equal segments.")
-        cuts = [dim * i // segments for i in range(segments + 1)]
-    else:
-        cuts = [0] + [int(f * dim) for f in segments] + [dim]
+    As in MLX, the parts must be equal: a segment whose length does not
+    divide raises ``ValueError``. With ``balanced=True`` any length is
+    accepted and split as ``numpy.array_split`` does: the first ``length %
+    size`` ranks get one element more (MLX's layers do not shard this way
+    yet; use it for your own layers and for expert parallelism over an
+    uneven expert count)."""
     ranges = []
-    for lo, hi in zip(cuts[:-1], cuts[1:]):
+    for lo, hi in _segment_bounds(dim, segments, name):
         part, extra = divmod(hi - lo, size)
         if extra and not balanced:
             raise ValueError(
@@ -147,25 +190,147 @@ def _layer_sharding(path: str, module: nn.Module, param: mx.array):
     return None
 
 
-def _window_from_template(path, shard_shape, full_shape, rank, size, name):
-    """``(axis, start)`` of a shard inside the full tensor under MLX's
-    convention (one axis cut into ``size`` equal contiguous parts, rank r
-    holding part r), ``None`` for a replicated (unsharded) parameter."""
-    both = f"the model has {tuple(shard_shape)}, the template {tuple(full_shape)}"
-    if len(shard_shape) != len(full_shape):
-        raise ValueError(f"[{name}] {path}: the shard and the full parameter differ in rank: {both}.")
-    axes = [i for i, (s, f) in enumerate(zip(shard_shape, full_shape)) if s != f]
-    if not axes:
-        return None
-    if len(axes) > 1:
-        raise ValueError(
-            f"[{name}] {path}: more than one axis differs ({both}); a shard cuts one axis.")
-    ax = axes[0]
-    if shard_shape[ax] * size != full_shape[ax]:
-        raise ValueError(
-            f"[{name}] {path}: axis {ax} is not cut into {size} equal parts ({both}; "
-            f"the group has {size} ranks).")
-    return ax, rank * shard_shape[ax]
+class _Rank:
+    """A stand-in for ``mx.distributed.Group``: ``rank()`` and ``size()``
+    are all that MLX's and mlx-lm's sharding code asks of a group."""
+
+    def __init__(self, rank, size):
+        self._rank, self._size = rank, size
+
+    def rank(self):
+        return self._rank
+
+    def size(self):
+        return self._size
+
+
+def _runs(line) -> list:
+    """``[(start, length), ...]``: the runs of consecutive values of a list
+    of indices."""
+    runs = []
+    for v in line:
+        if runs and runs[-1][0] + runs[-1][1] == v:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((v, 1))
+    return runs
+
+
+class _Explainer:
+    """Where each shard lies in its full parameter, worked out from the
+    template ``full`` and the layers' own sharding, never from a shape
+    ratio alone.
+
+    * A template with a ``shard(group)`` method (mlx-lm's models): that
+      method is run on copies of the template whose parameters are index
+      probes (``arange`` along one axis, broadcast, so lazy views that cost
+      nothing until a shard is taken), for a stand-in group of this rank
+      and size. What it does to the probes — MLX's ``_split`` with any
+      ``segments``, head slices, repeats — is read back: each axis of the
+      shard is a list of indices into the full axis. A parameter it leaves
+      alone is replicated and must have the template's shape exactly.
+    * Otherwise, MLX's sharded linear layers in the model
+      (``AllToShardedLinear``, ``ShardedToAllLinear``) by their documented
+      split; anything else is replicated and must have the template's shape.
+    """
+
+    def __init__(self, model, full, rank, size, name):
+        self.full, self.rank, self.size, self.name = full, rank, size, name
+        self.templates = dict(tree_flatten(full.parameters()))
+        self.modules = dict(model.named_modules())
+        self.has_shard = callable(getattr(full, "shard", None))
+        self.passes = {}
+
+    def _pass(self, d):
+        """``(probes, results)`` of the template's ``shard()`` run on index
+        probes along axis ``d``: path -> the probe given / what it became."""
+        if d not in self.passes:
+            probes, memo = {}, {}
+            for path, p in self.templates.items():
+                if p.ndim > d:
+                    shape = [1] * p.ndim
+                    shape[d] = p.shape[d]
+                    # float32 (exact below 2^24) so that shard code doing
+                    # arithmetic on weights runs, and shows up as non-indices
+                    dtype = mx.float32 if p.shape[d] < 2**24 else mx.int32
+                    probe = mx.broadcast_to(mx.arange(p.shape[d], dtype=dtype).reshape(shape),
+                                            p.shape)
+                    probes[path] = probe
+                    memo[id(p)] = probe
+            clone = copy.deepcopy(self.full, memo)
+            state = mx.random.state[0]  # layers that shard() builds draw their own init
+            try:
+                clone.shard(_Rank(self.rank, self.size))
+            except Exception as e:
+                raise ValueError(
+                    f"[{self.name}] the template's shard() failed for rank {self.rank} of "
+                    f"{self.size}: {e}") from e
+            finally:
+                mx.random.seed((int(state[0]) << 32) | int(state[1]))
+            self.passes[d] = (probes, dict(tree_flatten(clone.parameters())))
+        return self.passes[d]
+
+    def __call__(self, path, shard_shape, fshape):
+        """``None`` for a replicated parameter, else the runs ``[(start,
+        length), ...]`` of the full tensor that each axis of the shard
+        holds, in order."""
+        name = self.name
+        both = f"the model has {tuple(shard_shape)}, the template {tuple(fshape)}"
+        if tuple(shard_shape) == tuple(fshape):
+            return None  # the whole parameter, on every rank
+        if not self.has_shard:
+            raise ValueError(
+                f"[{name}] {path}: the shape differs from the template's ({both}), but its "
+                "layer is not one of MLX's sharded layers and the template has no shard() "
+                "method to tell how it was cut: pass sharding= with its (axis, segments).")
+        probes, results = self._pass(0)
+        if path not in results:
+            raise ValueError(f"[{name}] {path}: the template's shard() removes this parameter.")
+        if results[path] is probes.get(path):
+            raise ValueError(
+                f"[{name}] {path} is not sharded by the template's shard() (it is "
+                f"replicated on every rank), so it must have the template's shape, but "
+                f"{both}: full= must be the same architecture, unsharded.")
+        runs = []
+        for d in range(len(fshape)):
+            got = self._pass(d)[1][path]
+            if tuple(got.shape) != tuple(shard_shape) or not (
+                    mx.issubdtype(got.dtype, mx.integer) or mx.array_equal(got, mx.floor(got)).item()):
+                what = (f"shape {tuple(got.shape)}" if tuple(got.shape) != tuple(shard_shape)
+                        else "values that are not a selection of the full parameter's (it "
+                        "computes on them)")
+                raise ValueError(
+                    f"[{name}] {path}: the template's shard() gives rank {self.rank} of "
+                    f"{self.size} {what}, but the model holds shape {tuple(shard_shape)}: the "
+                    "model was not sharded by the template's shard() for this group (pass "
+                    "sharding= for parameters sharded otherwise).")
+            index = [0] * got.ndim
+            index[d] = slice(None)
+            line = got[tuple(index)]
+            shape = [1] * got.ndim
+            shape[d] = got.shape[d]
+            if not mx.array_equal(got, mx.broadcast_to(line.reshape(shape), got.shape)).item():
+                raise ValueError(
+                    f"[{name}] {path}: the template's shard() mixes axes of this parameter; "
+                    "only selections along its axes can be drawn.")
+            runs.append(_runs([int(v) for v in line.tolist()]))
+        return runs
+
+
+def _draw_runs(init, runs, fshape, common):
+    """The shard made of the blocks ``runs`` (per axis) of the full tensor,
+    each drawn as a window and concatenated in order."""
+    ndim = len(fshape)
+
+    def block(d, start, shape):
+        if d == ndim:
+            return init(_Shape(shape), full_shape=fshape, start=tuple(start), **common)
+        if not runs[d]:  # an empty axis
+            return block(d + 1, start + [0], shape + [0])
+        parts = [block(d + 1, start + [lo], shape + [n]) for lo, n in runs[d]]
+        return parts[0] if len(parts) == 1 else mx.concatenate(parts, axis=d)
+
+    return block(0, [], [])
 
 
 def _marked_sharded(model: nn.Module) -> list:
@@ -269,28 +434,36 @@ def init_sharded(
             b = batch_dims_of(module, _Shape(fshape) if fshape else param)
             jobs.append((path, module, param, init, b, fshape))
 
+    explain = _Explainer(model, full, rank, size, name) if full is not None else None
+    modules = dict(model.named_modules())
+
     def one(k, path, module, param, init, b, fshape):
         q = param_subsequence(path)
         common = dict(key=k, subsequence=q, stream=stream, **({"batch_dims": b} if b else {}))
         shard_shape = tuple(param.shape)
         rule = sharding(path, param) if sharding is not None else None
         if rule is None and fshape is not None:
-            window = _window_from_template(path, shard_shape, fshape, rank, size, name)
-            if window is None:
-                return init(_Shape(fshape), **common)
-            ax, lo = window
-            start = (0,) * ax + (lo,) + (0,) * (len(fshape) - ax - 1)
-            return init(_Shape(shard_shape), full_shape=fshape, start=start, **common)
+            # MLX's sharded layers explain themselves (segments 1) where the
+            # template cannot run its own shard().
+            owner = modules.get(path.rsplit(".", 1)[0] if "." in path else "", model)
+            if not explain.has_shard:
+                rule = _layer_sharding(path, owner, param)
+            if rule is None:
+                runs = explain(path, shard_shape, fshape)
+                if runs is None:
+                    return call_rule(init, path, name, _Shape(fshape), **common)
+                return call_rule(_draw_runs, path, name, init, runs, fshape, common)
         if rule is None and fshape is None:
             rule = _layer_sharding(path, module, param)
             if rule is None:
-                return init(param, **common)
+                return call_rule(init, path, name, param, **common)
         axis, segments = rule if isinstance(rule, tuple) else (rule, 1)
         ax = axis + param.ndim if axis < 0 else axis
         if fshape is None:
             fshape = list(shard_shape)
             fshape[ax] *= size
-        out = shard(init, ax, rank=rank, size=size, segments=segments)(_Shape(fshape), **common)
+        out = call_rule(shard(init, ax, rank=rank, size=size, segments=segments), path, name,
+                        _Shape(fshape), **common)
         if tuple(out.shape) != shard_shape:
             raise ValueError(
                 f"[{name}] {path}: sharding gives a shard of shape {tuple(out.shape)} "

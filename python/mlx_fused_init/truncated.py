@@ -58,6 +58,30 @@ def truncated_normal(
 
 
 _MODES = ("fan_in", "fan_out", "fan_avg")
+
+# float32's smallest normal number: a spread below it draws zeros and
+# subnormals, not the law asked for.
+_FLOAT32_TINY = 2.0 ** -126
+
+
+def _check_spread(scale, n, mode, distribution, name) -> None:
+    """``ValueError`` naming ``scale`` when ``scale / n`` makes the standard
+    deviation (or the uniform limit) smaller than float32's smallest normal
+    number."""
+    variance = scale / n
+    if distribution == "uniform":
+        what, spread = "uniform limit", math.sqrt(3.0 * variance)
+    elif distribution == "truncated_normal":
+        what, spread = "standard deviation", math.sqrt(variance) / TRUNCATED_STD_2
+    else:
+        what, spread = "standard deviation", math.sqrt(variance)
+    if spread < _FLOAT32_TINY:
+        fan = "" if n == 1 else f" with {mode} = {n:g}"
+        raise ValueError(
+            f"[{name}] scale={scale:g} is too small: its {what}{fan} is {spread:.3g}, below "
+            f"float32's smallest normal number ({_FLOAT32_TINY:.3g}); the draws would be zeros "
+            "or subnormals.")
+
 _DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
 
 
@@ -99,6 +123,7 @@ def variance_scaling(
             f"[{name}] Invalid distribution: {distribution}. Valid distributions are: "
             f"{', '.join(_DISTRIBUTIONS)}")
     _checks.check_dtype(dtype, name)
+    _check_spread(scale, 1, mode, distribution, name)  # too small for any weight
 
     def initializer(a, *, key=None, stream=None, full_shape=None, start=None, subsequence=0,
                     batch_dims=0):
@@ -107,6 +132,8 @@ def variance_scaling(
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
         # Zero fans only come with zero elements: any law will do.
         variance = scale / n if n else 1.0
+        if n:
+            _check_spread(scale, n, mode, distribution, name)
         if distribution == "truncated_normal":
             std = math.sqrt(variance) / TRUNCATED_STD_2
             transform = dict(kind=_TRUNCATED_NORMAL, scale=std, shift=0.0,
