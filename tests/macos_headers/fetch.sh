@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 python=${PYTHON:-python3}
-version=$(sed -n 's/^dependencies = \["mlx==\([0-9.]*\)"\]/\1/p' pyproject.toml)
-[ -n "$version" ] || { echo "no mlx pin found in pyproject.toml" >&2; exit 1; }
+version=$(sed -n 's/^ *"mlx==\([0-9.]*\)",$/\1/p' pyproject.toml | head -n 1)
+[ -n "$version" ] || { echo "no mlx pin found in pyproject.toml's [build-system]" >&2; exit 1; }
 cache=${MFI_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlx-fused-init}/mlx-metal-$version
 if [ ! -f "$cache/mlx/include/mlx/backend/metal/device.h" ]; then
   rm -rf "$cache" && mkdir -p "$cache"
