@@ -264,10 +264,11 @@ MFI_INLINE float uniform01(uint32_t x) {
 //                   -0 into +0)
 //   kShiftedNormal: out_l = fma(scale, z_l, shift), one rounding (docs/spec.md section 3,
 //                   step 7)
-//   kUniform:       out_l = min(fma(scale, v_l, shift), upper)  (shift =
-//                   low, scale = high - low, upper = the largest value of
-//                   the output dtype below high: the half-open [low, high)
-//                   that MLX documents survives the roundings)
+//   kUniform:       out_l = floor_to_grid(min(fma(scale, v_l, shift), upper))
+//                   (shift = low, scale = high - low, upper = the largest
+//                   value of the output dtype below high: the half-open
+//                   [low, high) that MLX documents survives the roundings;
+//                   16-bit outputs rounded down to their grid)
 // All in float32. Callers test `shift != 0` once, outside their loops
 // (transform_variant), and instantiate one kernel per variant.
 //   kTruncatedNormal (3): one lane per element, by inverse CDF; see
@@ -379,7 +380,10 @@ MFI_INLINE float quad_lane(Quad q, uint32_t lane) {
 }
 
 // ---------------------------------------------------- truncated normal
-// By inverse CDF, one Philox word per element (docs/spec.md section 3, truncated normal):
+// One Philox word per element (docs/spec.md section 3, truncated normal),
+// by one of two mappings chosen per call on the host: the narrow mapping
+// (truncated_narrow_value below) for intervals whose probability is under
+// 1/8 of their nearer tail's, else by inverse CDF:
 //   u = (float(x >> 9) + 1/2) * 2^-23 in (0, 1), exact, and 1 - u exact;
 //   p = RN(u * width + p_lo), c = RN((1 - u) * width + c_hi)   (fma: one
 //   rounding each), where p_lo = Phi(alpha), c_hi = Phi(-beta) and
