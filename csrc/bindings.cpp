@@ -123,7 +123,8 @@ Returns:
       },
       "low"_a, "high"_a, "dtype"_a,
       "(shift, scale, upper) of a uniform draw on [low, high): values are "
-      "min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32.");
+      "min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32, then down to the "
+      "dtype's grid.");
 
   m.def(
       "truncation_constants",
@@ -133,11 +134,12 @@ Returns:
         spec.dtype = mfi::checked_out_type(dtype, name);
         mfi::set_truncated_normal(spec, mean, std, a, b, name);
         return std::make_tuple(spec.scale, spec.shift, spec.lower, spec.upper, spec.p_lo,
-                               spec.c_hi, spec.width);
+                               spec.c_hi, spec.width, spec.c4, spec.c5, spec.narrow != 0u);
       },
       "mean"_a, "std"_a, "a"_a, "b"_a, "dtype"_a, "name"_a = "truncation_constants",
-      "(scale, shift, lower, upper, p_lo, c_hi, width) of a truncated normal draw "
-      "(docs/spec.md section 3): float32 values the kernels use.");
+      "(scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, narrow) of a truncated "
+      "normal draw (docs/spec.md section 3): the float32 values the kernels use, and the "
+      "mapping (narrow: the polynomial one).");
 
   mfi::bind_cpu_controls(m);
   m.def("built_with_metal", &mfi::built_with_metal,

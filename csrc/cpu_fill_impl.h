@@ -11,16 +11,19 @@ struct Store;
 template <>
 struct Store<OutType::Float32> {
   using type = float;
+  static constexpr uint32_t grid = mfi::kGridFloat32;
   static MFI_INLINE float conv(float v) { return v; }
 };
 template <>
 struct Store<OutType::Float16> {
   using type = uint16_t;
+  static constexpr uint32_t grid = mfi::kGridFloat16;
   static MFI_INLINE uint16_t conv(float v) { return mfi::f32_to_f16_bits(v); }
 };
 template <>
 struct Store<OutType::BFloat16> {
   using type = uint16_t;
+  static constexpr uint32_t grid = mfi::kGridBFloat16;
   static MFI_INLINE uint16_t conv(float v) { return mfi::f32_to_bf16_bits(v); }
 };
 
@@ -32,14 +35,14 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
   const uint32_t q_lo = static_cast<uint32_t>(p.subsequence);
   const uint32_t q_hi = static_cast<uint32_t>(p.subsequence >> 32);
   const float scale = p.scale, shift = p.shift, upper = p.upper;
-  const mfi::Truncation tr{p.lower, p.p_lo, p.c_hi, p.width};
+  const mfi::Truncation tr{p.lower, p.p_lo, p.c_hi, p.width, p.c4, p.c5, p.narrow};
   const uint64_t i1 = i0 + static_cast<uint64_t>(n);
 
   // A partial block at either end: compute the block, keep some lanes.
   auto partial = [&](uint64_t b, uint64_t from, uint64_t to) {
     mfi::Block x = mfi::stream_block(
         static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32), q_lo, q_hi, k0, k1);
-    mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper, tr);
+    mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper, tr, S::grid);
     for (uint64_t i = from; i < to; ++i) {
       out[i - i0] = S::conv(mfi::quad_lane(v, static_cast<uint32_t>(i & 3)));
     }
@@ -82,7 +85,7 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
 #else
       mfi::Block x = mfi::stream_block(lo0 + j, hi, q_lo, q_hi, k0, k1);
 #endif
-      mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper, tr);
+      mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper, tr, S::grid);
       t0[j] = S::conv(v.v0);
       t1[j] = S::conv(v.v1);
       t2[j] = S::conv(v.v2);

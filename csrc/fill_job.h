@@ -24,6 +24,9 @@ struct StreamParams {
   float p_lo = 0.0f;
   float c_hi = 0.0f;
   float width = 0.0f;
+  float c4 = 0.0f;
+  float c5 = 0.0f;
+  uint32_t narrow = 0;  // all ones: the narrow mapping
 };
 
 // A window of a virtual row-major tensor, flattened into equal runs of

@@ -2,6 +2,7 @@
 // (init_spec.h).
 #include "init_spec.h"
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -136,6 +137,127 @@ double norm_cdf(double x) {
 constexpr double kTruncClip = 12.0;
 constexpr double kTruncFar = 10.0;
 
+// The inverse CDF maps u to the float32 tail probability p (or c) of the
+// element; its values are spaced at most ulp(P) <= P 2^-23 apart, P the
+// largest tail probability of the interval (that of its point nearest the
+// mean). Where width >= P / 8 that is at most width 2^-20: the mass between
+// adjacent outputs is at most 2^-20. Narrower intervals take the narrow
+// mapping (docs/spec.md section 3).
+constexpr double kNarrowRatio = 8.0;
+
+// int_{-1}^{y} exp(-lam s - mu s^2) ds by 16-point Gauss-Legendre
+// quadrature (the integrand is entire and, for the narrow mapping's |lam|
+// <= 0.07 and mu <= 0.004, its 32nd derivative is negligible: the rule is
+// exact to float64 rounding).
+double tilted_mass(double y, double lam, double mu) {
+  static const auto rule = [] {
+    constexpr int n = 16;
+    std::array<double, 2 * n> xw{};
+    for (int i = 0; i < n; ++i) {
+      double x = std::cos(M_PI * (i + 0.75) / (n + 0.5));
+      double dp = 1.0;
+      for (int it = 0; it < 100; ++it) {
+        double p0 = 1.0, p1 = x;
+        for (int k = 2; k <= n; ++k) {
+          double p2 = ((2 * k - 1) * x * p1 - (k - 1) * p0) / k;
+          p0 = p1;
+          p1 = p2;
+        }
+        dp = n * (x * p1 - p0) / (x * x - 1.0);
+        double dx = p1 / dp;
+        x -= dx;
+        if (std::fabs(dx) < 1e-17) {
+          break;
+        }
+      }
+      xw[2 * i] = x;
+      xw[2 * i + 1] = 2.0 / ((1.0 - x * x) * dp * dp);
+    }
+    return xw;
+  }();
+  const double h = 0.5 * (y + 1.0);
+  double sum = 0.0;
+  for (int i = 0; i < 16; ++i) {
+    double s = -1.0 + h * (rule[2 * i] + 1.0);
+    sum += rule[2 * i + 1] * std::exp(-lam * s - mu * s * s);
+  }
+  return h * sum;
+}
+
+// The narrow mapping's polynomial: with c and d the centre and half-width
+// of the standardized interval, z = c + d Y has density proportional to
+// exp(-lam Y - mu Y^2) on Y in [-1, 1] (lam = c d, mu = d^2 / 2). Y(y), the
+// inverse CDF taking y in [-1, 1] to Y (y = 2 F(Y) - 1), is solved by
+// Newton's method at the six Chebyshev nodes and interpolated by a degree-5
+// polynomial a_0 + a_1 y + ... + a_5 y^5 (interpolation error below 1e-8
+// over the narrow mapping's range; tests/test_truncated_normal.py).
+std::array<double, 6> narrow_fit(double lam, double mu) {
+  constexpr int n = 6;
+  const double total = tilted_mass(1.0, lam, mu);
+  double m[n][n + 1];
+  for (int j = 0; j < n; ++j) {
+    const double y = std::cos(M_PI * (2 * j + 1) / (2.0 * n));
+    const double target = 0.5 * (1.0 + y) * total;
+    double Y = y;
+    for (int it = 0; it < 8; ++it) {
+      Y -= (tilted_mass(Y, lam, mu) - target) / std::exp(-lam * Y - mu * Y * Y);
+    }
+    double pw = 1.0;
+    for (int k = 0; k < n; ++k) {
+      m[j][k] = pw;
+      pw *= y;
+    }
+    m[j][n] = Y;
+  }
+  // Gaussian elimination with partial pivoting (a 6x6 Vandermonde system
+  // on Chebyshev nodes: well conditioned).
+  for (int col = 0; col < n; ++col) {
+    int piv = col;
+    for (int r = col + 1; r < n; ++r) {
+      if (std::fabs(m[r][col]) > std::fabs(m[piv][col])) {
+        piv = r;
+      }
+    }
+    for (int k = 0; k <= n; ++k) {
+      std::swap(m[col][k], m[piv][k]);
+    }
+    for (int r = col + 1; r < n; ++r) {
+      double f = m[r][col] / m[col][col];
+      for (int k = col; k <= n; ++k) {
+        m[r][k] -= f * m[col][k];
+      }
+    }
+  }
+  std::array<double, n> a{};
+  for (int r = n - 1; r >= 0; --r) {
+    double v = m[r][n];
+    for (int k = r + 1; k < n; ++k) {
+      v -= m[r][k] * a[k];
+    }
+    a[r] = v / m[r][r];
+  }
+  return a;
+}
+
+// The smallest value of dtype t that is >= x (x not NaN); -inf for -inf,
+// +inf when there is none.
+float round_up_to(double x, OutType t) {
+  if (x == -std::numeric_limits<double>::infinity()) {
+    return -std::numeric_limits<float>::infinity();
+  }
+  float f = to_dtype(x, t);
+  if (static_cast<double>(f) < x) {
+    f = f == -std::numeric_limits<float>::infinity() ? -static_cast<float>(largest_finite(t))
+                                                      : above(f, t);
+  }
+  return f;
+}
+
+// The largest value of dtype t that is <= x.
+float round_down_to(double x, OutType t) {
+  return -round_up_to(-x, t);
+}
+
 } // namespace
 
 const char* out_type_name(OutType t) {
@@ -180,37 +302,54 @@ void set_truncated_normal(
   const double width = lo >= 0.0 ? norm_cdf(-lo) - c_hi
       : hi <= 0.0                 ? norm_cdf(hi) - p_lo
                                   : 1.0 - p_lo - c_hi;
-  spec.p_lo = static_cast<float>(p_lo);
-  spec.c_hi = static_cast<float>(c_hi);
-  spec.width = static_cast<float>(width);
-  if (!(spec.width >= std::numeric_limits<float>::min())) {
+  // The tail probability of the interval's point nearest the mean.
+  const double nearest = lo <= 0.0 && hi >= 0.0 ? 0.0 : std::fmin(std::fabs(lo), std::fabs(hi));
+  if (width >= norm_cdf(-nearest) / kNarrowRatio) {
+    spec.narrow = 0u;
+    spec.p_lo = static_cast<float>(p_lo);
+    spec.c_hi = static_cast<float>(c_hi);
+    spec.width = static_cast<float>(width);
+    spec.c4 = spec.c5 = 0.0f;
+  } else {
+    // The narrow mapping: x(y) = X0 + e0 + e1 y + ... + e5 y^5 =
+    // mean + std (c + d Y(y)); X0 is float32, e0 the float64 remainder of
+    // the constant term (so the sum has float64's precision).
+    const double c = 0.5 * (lo + hi), d = 0.5 * (hi - lo);
+    const std::array<double, 6> a6 = narrow_fit(c * d, 0.5 * d * d);
+    const double centre = mu + sd * (c + d * a6[0]);
+    const float x0 = static_cast<float>(centre);
+    const double slope = sd * d;
+    spec.narrow = ~0u;
+    spec.shift = x0;
+    spec.width = static_cast<float>(centre - static_cast<double>(x0));  // e0
+    spec.scale = static_cast<float>(slope * a6[1]);                      // e1
+    spec.p_lo = static_cast<float>(slope * a6[2]);                       // e2
+    spec.c_hi = static_cast<float>(slope * a6[3]);                       // e3
+    spec.c4 = static_cast<float>(slope * a6[4]);
+    spec.c5 = static_cast<float>(slope * a6[5]);
+  }
+  // The clamp: the stream's reach, mean -+ 12 std in float32, within [a, b]
+  // rounded inward to the dtype. Outputs are then rounded to the dtype
+  // (nearest even), as normal() rounds them: they stay in [a, b], since its
+  // inward-rounded bounds are values of the dtype, but a reach that holds
+  // no value of the dtype is no error (normal(1001, 1e-3) in bfloat16 is
+  // 1000).
+  const float a_in = round_up_to(a, spec.dtype);
+  const float b_in = round_down_to(b, spec.dtype);
+  if (!(a_in <= b_in)) {
     std::ostringstream os;
-    os << "the interval [" << a << ", " << b << "] holds a probability of " << width
-       << ", too small to sample in float32; widen it.";
+    os << "no " << out_type_name(spec.dtype) << " value lies in [" << a << ", " << b << "].";
     fail(name, os.str());
   }
-  // The clamp: [a, b] rounded inward to the dtype, within the values the
-  // stream can reach (|z| <= 12), which must not overflow the dtype.
-  const double reach_lo = std::fmax(a, mu + sd * -kTruncClip);
-  const double reach_hi = std::fmin(b, mu + sd * kTruncClip);
-  const double biggest = std::fmax(std::fabs(reach_lo), std::fabs(reach_hi));
+  const float reach_lo = static_cast<float>(mu - kTruncClip * sd);
+  const float reach_hi = static_cast<float>(mu + kTruncClip * sd);
+  const float lower = std::fmin(std::fmax(reach_lo, a_in), b_in);
+  const float upper = std::fmax(std::fmin(reach_hi, b_in), a_in);
+  const double biggest = std::fmax(std::fabs(double(lower)), std::fabs(double(upper)));
   if (biggest > largest_finite(spec.dtype)) {
     std::ostringstream os;
     os << "values up to " << biggest << " would overflow " << out_type_name(spec.dtype) << " (largest finite "
        << largest_finite(spec.dtype) << "); lower the scale or use float32.";
-    fail(name, os.str());
-  }
-  float lower = to_dtype(reach_lo, spec.dtype);
-  if (static_cast<double>(lower) < reach_lo) {
-    lower = above(lower, spec.dtype);
-  }
-  float upper = to_dtype(reach_hi, spec.dtype);
-  if (static_cast<double>(upper) > reach_hi) {
-    upper = below(upper, spec.dtype);
-  }
-  if (!(lower <= upper)) {
-    std::ostringstream os;
-    os << "no " << out_type_name(spec.dtype) << " value lies in [" << a << ", " << b << "].";
     fail(name, os.str());
   }
   spec.lower = lower;
@@ -258,6 +397,8 @@ bool InitSpec::operator==(const InitSpec& o) const {
       mfi::as_uint(p_lo) == mfi::as_uint(o.p_lo) &&
       mfi::as_uint(c_hi) == mfi::as_uint(o.c_hi) &&
       mfi::as_uint(width) == mfi::as_uint(o.width) &&
+      mfi::as_uint(c4) == mfi::as_uint(o.c4) && mfi::as_uint(c5) == mfi::as_uint(o.c5) &&
+      narrow == o.narrow &&
       subsequence == o.subsequence && full_shape == o.full_shape &&
       start == o.start && shape == o.shape && dtype == o.dtype;
 }
@@ -269,7 +410,8 @@ void check_spec(InitSpec& spec, const std::string& name) {
   if (spec.kind == kUniform && !(spec.upper >= spec.shift)) {
     fail(name, "uniform bounds were not set (set_uniform_bounds).");
   }
-  if (spec.kind == kTruncatedNormal && !(spec.width > 0.0f && spec.lower <= spec.upper)) {
+  if (spec.kind == kTruncatedNormal &&
+      !((spec.narrow != 0u || spec.width > 0.0f) && spec.lower <= spec.upper)) {
     fail(name, "truncation constants were not set (set_truncated_normal).");
   }
   const size_t ndim = spec.shape.size();
@@ -403,6 +545,9 @@ StreamParams stream_params(const InitSpec& spec, uint32_t k0, uint32_t k1) {
   p.p_lo = spec.p_lo;
   p.c_hi = spec.c_hi;
   p.width = spec.width;
+  p.c4 = spec.c4;
+  p.c5 = spec.c5;
+  p.narrow = spec.narrow;
   return p;
 }
 

@@ -72,7 +72,9 @@ inline MetalParams make_metal_params(
   p.p_lo = s.p_lo;
   p.c_hi = s.c_hi;
   p.width = s.width;
-  p.unused = 0.0f;
+  p.c4 = s.c4;
+  p.c5 = s.c5;
+  p.narrow = s.narrow;
   return p;
 }
 

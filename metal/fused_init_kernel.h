@@ -49,7 +49,30 @@ MFI_DEVICE_FN uint64_t stream_index(uint64_t e, P p, E extent, S stride) {
   return idx;
 }
 
-template <int Variant, typename P>
+// The grid of an output type (fused_init_math.h): float32, float16, and
+// every other type, which is bfloat16 (Metal's bfloat, MLX's bfloat16_t,
+// CUDA's __nv_bfloat16), so that no back-end's name for it is needed here.
+template <typename T>
+MFI_DEVICE_FN uint32_t out_grid() {
+  return kGridBFloat16;
+}
+template <>
+MFI_DEVICE_FN uint32_t out_grid<float>() {
+  return kGridFloat32;
+}
+#if defined(__METAL_VERSION__)
+template <>
+MFI_DEVICE_FN uint32_t out_grid<half>() {
+  return kGridFloat16;
+}
+#else
+template <>
+MFI_DEVICE_FN uint32_t out_grid<__half>() {
+  return kGridFloat16;
+}
+#endif
+
+template <int Variant, typename T, typename P>
 MFI_DEVICE_FN Quad stream_quad(uint64_t b, P p, uint32_t k0, uint32_t k1) {
   Block x = stream_block(uint32_t(b), uint32_t(b >> 32), p->q_lo, p->q_hi, k0, k1);
   Truncation tr;
@@ -57,7 +80,10 @@ MFI_DEVICE_FN Quad stream_quad(uint64_t b, P p, uint32_t k0, uint32_t k1) {
   tr.p_lo = p->p_lo;
   tr.c_hi = p->c_hi;
   tr.width = p->width;
-  return transform_block(Variant, x, p->scale, p->shift, p->upper, tr);
+  tr.c4 = p->c4;
+  tr.c5 = p->c5;
+  tr.narrow = p->narrow;
+  return transform_block(Variant, x, p->scale, p->shift, p->upper, tr, out_grid<T>());
 }
 
 // ----------------------------------------------------- stores, by backend
@@ -124,7 +150,7 @@ MFI_DEVICE_FN void fill_group(MFI_DEVICE T* out, P p, E extent, S stride, uint32
   const bool whole_block = e0 + 4 <= p->size && (i0 & 3) == 0 &&
       (p->num_outer == 0 || (e0 % p->run_length) + 4 <= p->run_length);
   if (whole_block) {
-    store_quad(out, e0, stream_quad<Variant>(i0 >> 2, p, k0, k1));
+    store_quad(out, e0, stream_quad<Variant, T>(i0 >> 2, p, k0, k1));
     return;
   }
   uint64_t cached = ~uint64_t(0);
@@ -133,7 +159,7 @@ MFI_DEVICE_FN void fill_group(MFI_DEVICE T* out, P p, E extent, S stride, uint32
     uint64_t i = j == 0 ? i0 : stream_index(e0 + j, p, extent, stride);
     if ((i >> 2) != cached) {
       cached = i >> 2;
-      v = stream_quad<Variant>(cached, p, k0, k1);
+      v = stream_quad<Variant, T>(cached, p, k0, k1);
     }
     store_one(out, e0 + j, quad_lane(v, uint32_t(i & 3)));
   }

@@ -264,10 +264,11 @@ MFI_INLINE float uniform01(uint32_t x) {
 //                   -0 into +0)
 //   kShiftedNormal: out_l = fma(scale, z_l, shift), one rounding (docs/spec.md section 3,
 //                   step 7)
-//   kUniform:       out_l = min(fma(scale, v_l, shift), upper)  (shift =
-//                   low, scale = high - low, upper = the largest value of
-//                   the output dtype below high: the half-open [low, high)
-//                   that MLX documents survives the roundings)
+//   kUniform:       out_l = floor_to_grid(min(fma(scale, v_l, shift), upper))
+//                   (shift = low, scale = high - low, upper = the largest
+//                   value of the output dtype below high: the half-open
+//                   [low, high) that MLX documents survives the roundings;
+//                   16-bit outputs rounded down to their grid)
 // All in float32. Callers test `shift != 0` once, outside their loops
 // (transform_variant), and instantiate one kernel per variant.
 //   kTruncatedNormal (3): one lane per element, by inverse CDF; see
@@ -301,17 +302,58 @@ MFI_INLINE Quad shifted_normal_block(Block x, float scale, float shift) {
   return o;
 }
 
-MFI_INLINE float uniform_value(uint32_t x, float scale, float shift, float upper) {
-  float v = fma_(scale, uniform01(x), shift);
-  return v < upper ? v : upper;
+// The output grids: the values a kernel can store exactly (a kernel's
+// output type decides its grid at compile time: out_grid in
+// fused_init_kernel.h, Store<T>::grid in csrc/cpu_fill_impl.h).
+MFI_CONSTANT uint32_t kGridFloat32 = 0u;
+MFI_CONSTANT uint32_t kGridFloat16 = 1u;
+MFI_CONSTANT uint32_t kGridBFloat16 = 2u;
+
+// The largest value of the grid that is <= v (v finite, |v| <= 65504 for
+// float16), as an exact float32: every later conversion to the output type
+// is then exact, whatever its rounding. float32: v itself.
+//   bfloat16: clear the 16 low bits of the magnitude, after adding 0xFFFF
+//   to a negative one (a carry moves it one bfloat16 step away from zero);
+//   float16: its step q = 2^(max(e, -14) - 10) for v in [2^e, 2^(e+1)); t =
+//   v / q is exact and |t| < 2^11, so RN(t + 1.5 * 2^23) - 1.5 * 2^23 is
+//   the integer nearest t (exact), less one where that lies above t; times
+//   q, exact.
+MFI_CONSTANT float kRoundMagic = 12582912.0f;  // 1.5 * 2^23
+
+MFI_INLINE float floor_to_grid(float v, uint32_t grid) {
+  uint32_t b = as_uint(v);
+  uint32_t neg = 0u - (b >> 31);
+  float bf = as_float((b + (neg & 0xFFFFu)) & 0xFFFF0000u);
+  uint32_t e = (b >> 23) & 0xFFu;
+  uint32_t qe = (e > 113u ? e : 113u) - 10u;    // biased exponent of q
+  float q = as_float(qe << 23);
+  float inv_q = as_float((254u - qe) << 23);   // 1 / q, exact
+  float t = v * inv_q;                          // exact
+  float r = fma_(v, inv_q, kRoundMagic) - kRoundMagic;
+  r = r - as_float(as_uint(1.0f) & (0u - static_cast<uint32_t>(r > t)));
+  float h = r * q;                              // exact
+  uint32_t is_h = 0u - static_cast<uint32_t>(grid == kGridFloat16);
+  uint32_t is_b = 0u - static_cast<uint32_t>(grid == kGridBFloat16);
+  uint32_t o = (as_uint(h) & is_h) | (as_uint(bf) & is_b) | (b & ~(is_h | is_b));
+  return as_float(o);
 }
 
-MFI_INLINE Quad uniform_block(Block x, float scale, float shift, float upper) {
+// min(fma(scale, v, shift), upper), then down to the output grid: each
+// value of the output type below high is drawn with the probability of
+// the reals in [value, next value) (docs/spec.md section 3).
+MFI_INLINE float uniform_value(uint32_t x, float scale, float shift, float upper,
+                               uint32_t grid) {
+  float v = fma_(scale, uniform01(x), shift);
+  v = v < upper ? v : upper;
+  return floor_to_grid(v, grid);
+}
+
+MFI_INLINE Quad uniform_block(Block x, float scale, float shift, float upper, uint32_t grid) {
   Quad o;
-  o.v0 = uniform_value(x.x0, scale, shift, upper);
-  o.v1 = uniform_value(x.x1, scale, shift, upper);
-  o.v2 = uniform_value(x.x2, scale, shift, upper);
-  o.v3 = uniform_value(x.x3, scale, shift, upper);
+  o.v0 = uniform_value(x.x0, scale, shift, upper, grid);
+  o.v1 = uniform_value(x.x1, scale, shift, upper, grid);
+  o.v2 = uniform_value(x.x2, scale, shift, upper, grid);
+  o.v3 = uniform_value(x.x3, scale, shift, upper, grid);
   return o;
 }
 
@@ -327,8 +369,8 @@ MFI_INLINE int transform_variant(int kind, float shift) {
 }
 
 MFI_INLINE Quad transform_block(int variant, Block x, float scale, float shift,
-                                float upper) {
-  return variant == kUniform   ? uniform_block(x, scale, shift, upper)
+                                float upper, uint32_t grid) {
+  return variant == kUniform   ? uniform_block(x, scale, shift, upper, grid)
       : variant == kShiftedNormal ? shifted_normal_block(x, scale, shift)
                                 : normal_block(x, scale);
 }
@@ -338,7 +380,10 @@ MFI_INLINE float quad_lane(Quad q, uint32_t lane) {
 }
 
 // ---------------------------------------------------- truncated normal
-// By inverse CDF, one Philox word per element (docs/spec.md section 3, truncated normal):
+// One Philox word per element (docs/spec.md section 3, truncated normal),
+// by one of two mappings chosen per call on the host: the narrow mapping
+// (truncated_narrow_value below) for intervals whose probability is under
+// 1/8 of their nearer tail's, else by inverse CDF:
 //   u = (float(x >> 9) + 1/2) * 2^-23 in (0, 1), exact, and 1 - u exact;
 //   p = RN(u * width + p_lo), c = RN((1 - u) * width + c_hi)   (fma: one
 //   rounding each), where p_lo = Phi(alpha), c_hi = Phi(-beta) and
@@ -407,15 +452,43 @@ MFI_INLINE float ndtri_lower(float t) {
   return -(x * q);
 }
 
-// The per-call constants of a truncated normal draw (set on the host).
+// The per-call constants of a truncated normal draw (set on the host,
+// csrc/init_spec.cpp). Two mappings of the word, chosen per call:
+//   * inverse CDF (narrow == 0): p_lo = Phi(alpha), c_hi = Phi(-beta),
+//     width = Phi(beta) - Phi(alpha); scale and shift are std and mean;
+//   * narrow (narrow == all ones), for intervals whose probability is
+//     small next to its nearer tail's (where float32 p would be coarse):
+//     a degree-5 polynomial in y, fitted on the host to this interval's
+//     exact inverse CDF; coefficients e0..e5 in (width, scale, p_lo, c_hi,
+//     c4, c5) and the anchor X0 (a float32 near the interval's centre) in
+//     shift.
 struct Truncation {
   float lower;  // smallest output value (a, rounded up to the dtype)
-  float p_lo;   // Phi(alpha)
-  float c_hi;   // Phi(-beta)
-  float width;  // Phi(beta) - Phi(alpha)
+  float p_lo;   // Phi(alpha)            | narrow: e2
+  float c_hi;   // Phi(-beta)            | narrow: e3
+  float width;  // Phi(beta) - Phi(alpha) | narrow: e0
+  float c4;     // narrow: e4
+  float c5;     // narrow: e5
+  uint32_t narrow;  // all ones: the narrow mapping
 };
 
 MFI_CONSTANT float kTwoM23 = 1.1920928955078125e-07f;  // 2^-23
+MFI_CONSTANT float kOneMinusTwoM24 = 0.999999940395355224609375f;  // 1 - 2^-24
+
+// Narrow mapping: y = ((x >> 8) + 1/2) 2^-23 - 1, exact, 2^24 equally
+// likely values symmetric in (-1, 1); t = e0 + e1 y + ... + e5 y^5 by
+// Horner's rule (fma), then X0 + t (one rounding: t is small next to X0
+// unless X0 is 0 or the interval is wide next to its distance from 0).
+MFI_INLINE float truncated_narrow_value(uint32_t word, float scale, float shift,
+                                        Truncation tr) {
+  float y = fma_(static_cast<float>(word >> 8), kTwoM23, -kOneMinusTwoM24);  // exact
+  float q = fma_(tr.c5, y, tr.c4);
+  q = fma_(q, y, tr.c_hi);
+  q = fma_(q, y, tr.p_lo);
+  q = fma_(q, y, scale);
+  float t = fma_(q, y, tr.width);
+  return t + shift;
+}
 
 MFI_INLINE float truncated_normal_value(uint32_t word, float scale, float shift,
                                         float upper, Truncation tr) {
@@ -425,7 +498,10 @@ MFI_INLINE float truncated_normal_value(uint32_t word, float scale, float shift,
   uint32_t lower_tail = 0u - static_cast<uint32_t>(p <= c);
   float z = ndtri_lower(tn_select(lower_tail, p, c));
   z = tn_select(lower_tail, z, -z);
-  float v = fma_(scale, z, shift);
+  // Both mappings are computed and one is selected by mask: the choice is
+  // the same for every element of a call, and vector code runs one path.
+  float v = tn_select(tr.narrow, truncated_narrow_value(word, scale, shift, tr),
+                      fma_(scale, z, shift));
   v = v < upper ? v : upper;
   return v > tr.lower ? v : tr.lower;
 }
@@ -443,9 +519,9 @@ MFI_INLINE Quad truncated_normal_block(Block x, float scale, float shift, float 
 // The transform selected by variant, with the truncated normal's constants
 // (unused by the other variants).
 MFI_INLINE Quad transform_block(int variant, Block x, float scale, float shift,
-                                float upper, Truncation tr) {
+                                float upper, Truncation tr, uint32_t grid) {
   return variant == kTruncatedNormal ? truncated_normal_block(x, scale, shift, upper, tr)
-                                     : transform_block(variant, x, scale, shift, upper);
+                                     : transform_block(variant, x, scale, shift, upper, grid);
 }
 
 // ------------------------------------------- float32 -> 16-bit, RNE, bits

@@ -28,7 +28,9 @@ struct MetalParams {
   float p_lo;
   float c_hi;
   float width;
-  float unused; // explicit padding to a multiple of 8 bytes
+  float c4;         // truncated normal, narrow mapping only
+  float c5;
+  uint32_t narrow;  // truncated normal: all ones for the narrow mapping
 };
 
 // The portable kernels (mx.fast.metal_kernel, mx.fast.cuda_kernel) take
@@ -43,12 +45,12 @@ struct MetalParams {
 #define MFI_PARAMS_CONSTANT constexpr
 #endif
 MFI_PARAMS_CONSTANT uint32_t kArgsMaxOuter = 16;
-MFI_PARAMS_CONSTANT uint32_t kArgsExtent = 18;  // sizeof(MetalParams) / 4
+MFI_PARAMS_CONSTANT uint32_t kArgsExtent = 20;  // sizeof(MetalParams) / 4
 MFI_PARAMS_CONSTANT uint32_t kArgsStride = kArgsExtent + 2 * kArgsMaxOuter;
 MFI_PARAMS_CONSTANT uint32_t kArgsWords = kArgsStride + 2 * kArgsMaxOuter;
 
 #if !defined(__METAL_VERSION__)
-static_assert(sizeof(MetalParams) == 4 * kArgsExtent, "MetalParams is 18 words");
+static_assert(sizeof(MetalParams) == 4 * kArgsExtent, "MetalParams is 20 words");
 #endif
 
 } // namespace mfi

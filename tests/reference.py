@@ -139,11 +139,30 @@ def fma32(a, b, c) -> np.ndarray:
     return s.astype(np.float32)
 
 
+def floor_to(x32: np.ndarray, dtype_name: str) -> np.ndarray:
+    """float32 values rounded down (toward -inf) to dtype_name's grid, back
+    as float32 (exact): the nearest value, one step down where that lies
+    above. float32: unchanged."""
+    x32 = np.asarray(x32, dtype=np.float32)
+    if dtype_name == "float32":
+        return x32
+    r = round_to(x32, dtype_name)
+    above = r > x32
+    if dtype_name == "float16":
+        down = np.nextafter(r.astype(np.float16), np.float16(-np.inf)).astype(np.float32)
+    else:
+        down = np.array([below(v, "bfloat16") for v in r[above]], dtype=np.float32)
+        full = r.copy()
+        full[above] = down
+        return full
+    return np.where(above, down, r).astype(np.float32)
+
+
 def uniform_values(indices, key, low, high, dtype_name, subsequence=0):
     """The uniform stream, exactly: bounds rounded to the dtype (float32
     first, as MLX's astype does), v = (x_l >> 8) * 2^-24, then
     min(fma(w, v, low), largest value below high) in float32 (docs/spec.md §3: one
-    rounding), then rounded to the dtype."""
+    rounding), then, for 16-bit dtypes, rounded down to the dtype's grid."""
     i = np.asarray(indices, dtype=np.uint64).ravel()
     _, _, lane, x = stream_words(i, key, subsequence)
     word = x[np.arange(i.size), lane]
@@ -154,7 +173,7 @@ def uniform_values(indices, key, low, high, dtype_name, subsequence=0):
     out = fma32(w, v, lo)
     upper = below(hi, dtype_name) if hi > lo else hi
     out = np.minimum(out, np.float32(upper))
-    return round_to(out, dtype_name)
+    return floor_to(out, dtype_name)
 
 
 def shifted_normal_values(z32, sigma, mean, dtype_name):
@@ -181,3 +200,30 @@ def truncated_normal_z(indices, key, p_lo, c_hi, width, subsequence=0):
     p = fma32(u.astype(np.float32), w, lo).astype(np.float64)
     c = fma32((1.0 - u).astype(np.float32), w, hi).astype(np.float64)
     return np.where(p <= c, ndtri(p), -ndtri(c))
+
+
+def truncated_narrow_values(indices, key, consts, dtype_name, subsequence=0):
+    """The truncated normal's narrow mapping (docs/spec.md §3), exactly, from
+    the per-call float32 constants (scale, shift, lower, upper, p_lo, c_hi,
+    width, c4, c5, narrow) = (e1, X0, lower, upper, e2, e3, e0, e4, e5, True):
+    y = ((x_l >> 8) + 1/2) 2^-23 - 1 (exact), Horner's rule in fma,
+    t = fma(q, y, e0), out = RNE_dtype(clamp(t + X0))."""
+    e1, x0, lower, upper, e2, e3, e0, e4, e5, narrow = consts
+    assert narrow
+    i = np.asarray(indices, dtype=np.uint64).ravel()
+    _, _, lane, x = stream_words(i, key, subsequence)
+    word = x[np.arange(i.size), lane]
+    y = ((word >> 8).astype(np.float64) + 0.5) * 2.0**-23 - 1.0
+    return narrow_values_of_y(y.astype(np.float32), consts, dtype_name)
+
+
+def narrow_values_of_y(y32, consts, dtype_name):
+    """The narrow mapping's output for float32 y (see truncated_narrow_values)."""
+    e1, x0, lower, upper, e2, e3, e0, e4, e5, _ = consts
+    q = fma32(e5, y32, e4)
+    for e in (e3, e2, e1):
+        q = fma32(q, y32, e)
+    t = fma32(q, y32, e0)
+    out = (t + np.float32(x0)).astype(np.float32)  # float32 addition: one rounding
+    out = np.maximum(np.minimum(out, np.float32(upper)), np.float32(lower))
+    return round_to(out, dtype_name)

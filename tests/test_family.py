@@ -191,3 +191,25 @@ def test_uniform_float32_resolution():
     # 24-bit v: the draws take ~2^20 distinct values for 2^20 samples.
     x = to_numpy(mfi.uniform()(mx.zeros((1024, 1024)), key=KEY))
     assert len(np.unique(x)) > 0.96 * x.size
+
+
+@pytest.mark.parametrize("dtype, step", [(mx.bfloat16, 2.0 ** -7), (mx.float16, 2.0 ** -10)])
+@pytest.mark.parametrize("low", [1.0, -2.0])
+def test_uniform_16_bit_buckets_are_even(dtype, step, low):
+    # docs/spec.md §3: 16-bit uniform draws are rounded down to the dtype's
+    # grid, so each of the k = 1/step values in [low, low + 1) has
+    # probability 1/k. Round to nearest gave the value under high 1.5/k and
+    # low 0.5/k. 2^22 draws, fixed key: a bucket's count is binomial with
+    # sd ~ sqrt(n/k); 6 sd bounds the bottom and top buckets (the old
+    # rounding is off by n/(2k), 32 sd for bfloat16, 45 for float16), and
+    # a chi-square over all k buckets at p > 1e-4.
+    n = 1 << 22
+    k = int(round(1 / step))
+    x = to_numpy(mfi.uniform(low, low + 1.0, dtype)(mx.zeros((n,)), key=KEY)).astype(np.float64)
+    idx = np.round((x - low) / step).astype(np.int64)
+    assert np.all(np.abs(x - (low + idx * step)) == 0) and idx.min() >= 0 and idx.max() < k
+    counts = np.bincount(idx, minlength=k)
+    expected, sd = n / k, math.sqrt(n / k * (1 - 1 / k))
+    assert abs(counts[0] - expected) < 6 * sd, counts[0]
+    assert abs(counts[-1] - expected) < 6 * sd, counts[-1]
+    assert stats.chisquare(counts).pvalue > 1e-4

@@ -98,7 +98,7 @@ def test_launch_uses_exactly_kernel_text(backend, transform):
         assert launch.call["output_dtypes"] == [dtype]
         assert tuple(launch.call["output_shapes"][0]) == (7, 9)
         np.testing.assert_array_equal(launch.inputs[1], np.array(args, dtype=np.uint32))
-        assert launch.inputs[1].size == 82 and n == 63
+        assert launch.inputs[1].size == 84 and n == 63  # 20 + 2 * 16 + 2 * 16 words
     # The header is the build's inlined metal/fused_init_kernel.h: no
     # project include left, ASCII (MLX hands Metal ASCII).
     assert header.isascii() and '#include "' not in header

@@ -41,7 +41,9 @@ def test_matches_the_float64_definition(a, b):
     # clamped to [a, b]; the reference is the exact Phi^-1 of the same
     # float32 tail probability (tests/reference.py, from the spec).
     n = 1 << 18
-    _, _, lower, upper, p_lo, c_hi, width = _ext.truncation_constants(0.0, 1.0, a, b, mx.float32)
+    _, _, lower, upper, p_lo, c_hi, width, _, _, narrow = _ext.truncation_constants(
+        0.0, 1.0, a, b, mx.float32)
+    assert not narrow
     got = to_numpy(draw(0.0, 1.0, a, b, n)).astype(np.float64)
     z = np.clip(ref.truncated_normal_z(np.arange(n), KEY, p_lo, c_hi, width), lower, upper)
     err = np.abs(got - z) / np.maximum(1.0, np.abs(z))
@@ -54,20 +56,22 @@ def test_matches_the_float64_definition(a, b):
 def test_constants_are_the_float64_probabilities(mean, std, a, b):
     # p_lo = Phi(alpha), c_hi = Phi(-beta), width = Phi(beta) - Phi(alpha),
     # standardized bounds clipped to [-12, 12]; each rounded once to float32.
-    scale, shift, lower, upper, p_lo, c_hi, width = _ext.truncation_constants(
+    scale, shift, lower, upper, p_lo, c_hi, width, _, _, narrow = _ext.truncation_constants(
         mean, std, a, b, mx.float32)
+    assert not narrow
     alpha = np.clip((a - mean) / std, -12, 12)
     beta = np.clip((b - mean) / std, -12, 12)
     want_width = ndtr(-alpha) - ndtr(-beta) if alpha > 0 else ndtr(beta) - ndtr(alpha)
     for got, want in ((p_lo, ndtr(alpha)), (c_hi, ndtr(-beta)), (width, want_width)):
         assert abs(got - want) <= 2 ** -23 * want, (got, want)
     assert (scale, shift) == (np.float32(std), np.float32(mean))
-    # The clamp: [a, b] within the reach of |z| <= 12 (from the float32 mean
-    # and std), rounded inward to float32.
+    # The clamp: the reach m -+ 12 s in float32, within [a, b] rounded
+    # inward to float32.
     m, s = float(np.float32(mean)), float(np.float32(std))
-    lo, hi = max(a, m - 12 * s), min(b, m + 12 * s)
-    want_lower = np.float32(lo) if float(np.float32(lo)) >= lo else np.nextafter(np.float32(lo), np.float32(1e30))
-    want_upper = np.float32(hi) if float(np.float32(hi)) <= hi else np.nextafter(np.float32(hi), np.float32(-1e30))
+    a_in = np.float32(a) if float(np.float32(a)) >= a else np.nextafter(np.float32(a), np.float32(np.inf))
+    b_in = np.float32(b) if float(np.float32(b)) <= b else np.nextafter(np.float32(b), np.float32(-np.inf))
+    want_lower = min(max(np.float32(m - 12 * s), a_in), b_in)
+    want_upper = max(min(np.float32(m + 12 * s), b_in), a_in)
     assert (lower, upper) == (want_lower, want_upper)
 
 

@@ -8,6 +8,7 @@ Self-contained on purpose: it needs only the shim's C API
 (mfi_shim_fused_init, mfi_shim_set_truncation)."""
 
 import ctypes
+import math
 import platform
 import shutil
 import subprocess
@@ -53,13 +54,13 @@ def shim(request, tmp_path_factory):
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
         ctypes.c_char_p, ctypes.c_int,
     ]
-    dll.mfi_shim_set_truncation.argtypes = [ctypes.c_float] * 4
+    dll.mfi_shim_set_truncation.argtypes = [ctypes.c_float] * 6 + [ctypes.c_int]
     return dll
 
 
 def run_shim(dll, key, shape, dtype, mean, std, a, b, subsequence=0, full_shape=None,
              start=None, max_group=64):
-    scale, shift, lower, upper, p_lo, c_hi, width = _ext.truncation_constants(
+    scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, narrow = _ext.truncation_constants(
         mean, std, a, b, dtype)
     full_shape = list(full_shape or shape)
     start = list(start or [0] * len(shape))
@@ -67,12 +68,12 @@ def run_shim(dll, key, shape, dtype, mean, std, a, b, subsequence=0, full_shape=
     key_arr = np.array(key, dtype=np.uint32)
     f, s, w = (np.array(v, dtype=np.int64) for v in (full_shape, start, shape))
     err = ctypes.create_string_buffer(256)
-    dll.mfi_shim_set_truncation(lower, p_lo, c_hi, width)
+    dll.mfi_shim_set_truncation(lower, p_lo, c_hi, width, c4, c5, int(narrow))
     rc = dll.mfi_shim_fused_init(
         OUT_TYPE[dtype], 3, scale, shift, upper, subsequence, key_arr.ctypes.data, 1,
         len(shape), f.ctypes.data, s.ctypes.data, w.ctypes.data, max_group,
         out.ctypes.data, err, len(err))
-    dll.mfi_shim_set_truncation(0.0, 0.0, 0.0, 0.0)
+    dll.mfi_shim_set_truncation(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
     assert rc == 0, err.value.decode()
     return out.reshape(shape)
 
@@ -85,7 +86,10 @@ def run_cpu(key, shape, dtype, mean, std, a, b, **kw):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mean, std, a, b", [(0.0, 1.0, -2.0, 2.0), (0.5, 2.0, -1.0, 0.7),
-                                             (0.0, 1.0, 3.0, 8.0), (0.0, 1.0, -12.0, -9.5)])
+                                             (0.0, 1.0, 3.0, 8.0), (0.0, 1.0, -12.0, -9.5),
+                                             # narrow mapping (docs/spec.md §3)
+                                             (0.0, 1e6, -2.0, 2.0), (0.0, 1.0, 3.0, 3.001),
+                                             (1001.0, 1e-3, -math.inf, math.inf)])
 def test_matches_cpu(shim, dtype, mean, std, a, b):
     for key in KEYS:
         for shape in [(1,), (1023,), (7, 13), ((1 << 15) + 3,)]:

@@ -31,12 +31,12 @@ def philox4x32_10(counters: mlx.core.array, key: mlx.core.array, *, stream: mlx.
 
 def uniform_bounds(low: float, high: float, dtype: mlx.core.Dtype) -> tuple[float, float, float]:
     """
-    (shift, scale, upper) of a uniform draw on [low, high): values are min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32.
+    (shift, scale, upper) of a uniform draw on [low, high): values are min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32, then down to the dtype's grid.
     """
 
-def truncation_constants(mean: float, std: float, a: float, b: float, dtype: mlx.core.Dtype, name: str = 'truncation_constants') -> tuple[float, float, float, float, float, float, float]:
+def truncation_constants(mean: float, std: float, a: float, b: float, dtype: mlx.core.Dtype, name: str = 'truncation_constants') -> tuple[float, float, float, float, float, float, float, float, float, bool]:
     """
-    (scale, shift, lower, upper, p_lo, c_hi, width) of a truncated normal draw (docs/spec.md section 3): float32 values the kernels use.
+    (scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, narrow) of a truncated normal draw (docs/spec.md section 3): the float32 values the kernels use, and the mapping (narrow: the polynomial one).
     """
 
 def set_cpu_kernel(name: str) -> None:

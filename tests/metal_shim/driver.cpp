@@ -34,7 +34,8 @@ namespace {
 
 // The truncated normal's constants for the next mfi_shim_fused_init call
 // (mfi_shim_set_truncation), kept apart so that its signature stays.
-float g_truncation[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+float g_truncation[6] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+uint32_t g_narrow = 0u;
 
 using Launch = void (*)(void* out, const mfi::MetalParams& p, const int64_t* extent,
                         const uint64_t* stride, const uint32_t* key, const mfi::DispatchPlan& plan);
@@ -165,6 +166,9 @@ int mfi_shim_fused_init(
     sp.p_lo = g_truncation[1];
     sp.c_hi = g_truncation[2];
     sp.width = g_truncation[3];
+    sp.c4 = g_truncation[4];
+    sp.c5 = g_truncation[5];
+    sp.narrow = g_narrow;
     mfi::MetalParams params = mfi::make_metal_params(sp, layout, key_stride);
     auto type = static_cast<mfi::OutType>(out_type);
     std::string name = mfi::metal_kernel_name(type, mfi::transform_variant(kind, shift));
@@ -189,12 +193,17 @@ int mfi_shim_fused_init(
   }
 }
 
-// lower, p_lo, c_hi, width of mfi::Truncation for the next fused_init call.
-void mfi_shim_set_truncation(float lower, float p_lo, float c_hi, float width) {
+// lower, p_lo, c_hi, width, c4, c5, narrow of mfi::Truncation for the next
+// fused_init call.
+void mfi_shim_set_truncation(float lower, float p_lo, float c_hi, float width, float c4,
+                             float c5, int narrow) {
   g_truncation[0] = lower;
   g_truncation[1] = p_lo;
   g_truncation[2] = c_hi;
   g_truncation[3] = width;
+  g_truncation[4] = c4;
+  g_truncation[5] = c5;
+  g_narrow = narrow ? ~0u : 0u;
 }
 
 // Space-separated names of the kernels the source instantiates.
