@@ -8,7 +8,7 @@ same run (``np.empty(...).fill(1)``: fresh memory written once), and the
 peak memory of one fused and one stock call (``mx.get_peak_memory``)
 against the output's size.
 
-    python benchmarks/bench_init.py               # 1024^2, 4096^2, 8192^2: ~10 min
+    python benchmarks/bench_init.py               # 1024^2, 4096^2, 8192^2: several minutes
     python benchmarks/bench_init.py --quick       # glorot_normal, 1024^2 and 4096^2,
                                                   # float32 and bfloat16, 3 rounds: < 1 min
     python benchmarks/bench_init.py --contended   # also: one core busy (contended.py)
