@@ -1,9 +1,10 @@
 """The CPU fill's chunk size (csrc/work_split.cpp kMaxChunk), measured: the
 fused glorot_normal float32 4096^2 on all threads with chunks of 2^14 ..
-2^19 elements, and in equal parts (one per thread), interleaved; idle, then
+2^19 elements, and in equal parts (one per thread), in interleaved rounds
+of back-to-back calls (contended.blocks); idle, then
 with a process spinning on the last core (as bench_init.py --contended).
 
-    python benchmarks/bench_chunks.py [--reps 15]
+    python benchmarks/bench_chunks.py [--reps 7]
 
 Prints M samples/s (median, best) per chunk size and phase; writes nothing.
 """
@@ -15,13 +16,13 @@ import os
 import mlx.core as mx
 
 import mlx_fused_init as mfi
-from _common import interleave, summarize
-from contended import Spinner, pinned_split
+from _common import summarize
+from contended import Spinner, blocks, pinned_split
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--reps", type=int, default=15, help="timed rounds per phase")
+    p.add_argument("--reps", type=int, default=7, help="timed rounds per phase")
     args = p.parse_args(argv)
     shape = (4096, 4096)
     n = math.prod(shape)
@@ -38,10 +39,11 @@ def main(argv=None) -> int:
     for phase in ("idle", "busy"):
         if phase == "busy":
             with Spinner((os.cpu_count() or 1) - 1):
-                times = interleave(fns, args.reps)
+                runs = blocks(fns, args.reps)
         else:
-            times = interleave(fns, args.reps)
-        for name, t in times.items():
+            runs = blocks(fns, args.reps)
+        for name, r in runs.items():
+            t = [secs / calls for calls, secs in r]
             s = summarize(t, n)
             print(f"{phase:5s} chunk {name:12s} {s['msamples_per_s_median']:8.1f} M/s median "
                   f"({s['msamples_per_s']:7.1f} best)")

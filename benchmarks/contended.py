@@ -12,6 +12,13 @@ of the extension), and stock ``mlx.nn.init.glorot_normal``.
 With one of two cores busy the operating system gives each of the two
 fill threads' cores a different share: ideally all threads ÷ one thread =
 1.5 (one core and a half); equal parts wait for the slower half.
+
+Each contestant runs back to back for a block of ~0.7 s per round (as a
+model's weights are made one after another), rounds interleaved; the rate
+of a block is its samples over its wall time, and medians over rounds are
+reported. Back to back, not with pauses between calls: on a VM a paused
+vCPU halts, and waking it for the next fill's worker costs up to
+milliseconds that no split can recover (measured in docs/performance.md).
 """
 
 import math
@@ -25,7 +32,7 @@ import mlx.nn.init as stock_init
 
 import mlx_fused_init as mfi
 from mlx_fused_init import _ext
-from _common import interleave, summarize
+from _common import summarize
 
 # Targets of issue 19 on a 2-core machine: all threads ÷ one thread.
 TARGET_BUSY, TARGET_IDLE = 1.35, 1.8
@@ -90,10 +97,28 @@ def contestants(shape) -> dict:
     }
 
 
+def blocks(fns: dict, rounds: int, seconds: float = 0.7) -> dict:
+    """name -> per-round (calls, wall seconds): each round runs every
+    contestant back to back for `seconds` (at least one call), after one
+    untimed warm-up call each."""
+    for fn in fns.values():
+        fn()
+    out = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            calls, t0 = 0, time.perf_counter()
+            while calls == 0 or time.perf_counter() - t0 < seconds:
+                fn()
+                calls += 1
+            out[name].append((calls, time.perf_counter() - t0))
+    return out
+
+
 def run(shapes, reps: int) -> list:
     cores = os.cpu_count() or 1
     pinnable = hasattr(os, "sched_setaffinity")
-    print(f"\n--contended: glorot_normal float32, {reps} interleaved rounds per phase; busy = "
+    print(f"\n--contended: glorot_normal float32, {reps} interleaved rounds of back-to-back "
+          f"calls per phase; busy = "
           f"one process spinning on core {cores - 1}"
           + ("" if pinnable else " (NOT pinned: no sched_setaffinity here)"))
     rows = []
@@ -104,9 +129,11 @@ def run(shapes, reps: int) -> list:
             load = os.getloadavg()[0]
             if phase == "busy":
                 with Spinner(cores - 1):
-                    times = interleave(fns, reps)
+                    runs = blocks(fns, reps)
             else:
-                times = interleave(fns, reps)
+                runs = blocks(fns, reps)
+            # Seconds per call of each round's block.
+            times = {name: [t / calls for calls, t in r] for name, r in runs.items()}
             stock = summarize(times["stock"], n)
             for name, t in times.items():
                 s = summarize(t, n)
@@ -150,6 +177,9 @@ def markdown(rows, meta, command) -> str:
         f"{meta['cpu_kernel']} kernel. Command: `{command}`. Load average (1 min) before / "
         f"after: {meta['load_before']:.2f} / {meta['load_after']:.2f}. Busy: a process "
         f"spinning on the last core.",
+        "",
+        "Rates: each round runs a contestant back to back for ~0.7 s; median and best "
+        "of the rounds.",
         "",
         "| phase | shape | contestant | M samples/s (median) | best | × stock (medians) |",
         "|---|---|---|---:|---:|---:|",
