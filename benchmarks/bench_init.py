@@ -8,8 +8,11 @@ same run (``np.empty(...).fill(1)``: fresh memory written once), and the
 peak memory of one fused and one stock call (``mx.get_peak_memory``)
 against the output's size.
 
-    python benchmarks/bench_init.py            # 1024^2, 4096^2, 8192^2
-    python benchmarks/bench_init.py --quick    # under a minute
+    python benchmarks/bench_init.py               # 1024^2, 4096^2, 8192^2: several minutes
+    python benchmarks/bench_init.py --quick       # glorot_normal, 1024^2 and 4096^2,
+                                                  # float32 and bfloat16, 3 rounds: < 1 min
+    python benchmarks/bench_init.py --contended   # also: one core busy (contended.py)
+    python benchmarks/bench_init.py --save-results   # write benchmarks/results/
 
 Peers (PyTorch, JAX, NumPy) and every dtype are measured for glorot_normal;
 the rest of the family (glorot_uniform, he_normal, he_uniform, normal,
@@ -23,8 +26,10 @@ of each case gives the per-core ratio to oneMKL's ICDF method.
 The load average before and after the run is recorded: on a shared machine,
 only the ratios within one interleaved run mean much.
 
-Writes benchmarks/results/bench_init.{json,md,png} (--quick:
-bench_init_quick.*).
+Results (bench_init.{json,md,png}; --quick: bench_init_quick.*; --contended
+adds bench_init_contended.{json,md}) go to a new temporary folder, or to
+--out; only --save-results writes the committed benchmarks/results/, which
+the README and docs/performance.md quote. The folder is printed at the end.
 """
 
 import argparse
@@ -32,6 +37,8 @@ import math
 import os
 import statistics
 import sys
+import tempfile
+from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn.init as stock_init
@@ -39,6 +46,7 @@ import numpy as np
 
 import mkl_peer
 import mlx_fused_init as mfi
+import contended
 from _common import RESULTS, fmt, interleave, machine, optional, summarize, write_json
 
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
@@ -191,9 +199,11 @@ def run(shapes, dtypes, families, reps):
                           f"{per_cpu['fused x1'] / per_cpu['mkl ICDF x1']:.2f} (CPU time); "
                           f"/ mkl BoxMuller2 x1 = "
                           f"{per_core['fused x1'] / per_core['mkl BoxMuller2 x1']:.2f} (wall)")
-                over = (peaks["fused"] - out_bytes) / 2**20
-                print(f"{'':37s}peak memory: fused output {over:+.2f} MiB, "
-                      f"stock {peaks['stock'] / out_bytes:.2f}x output")
+                mib = 2**20
+                print(f"{'':37s}peak memory of one call, output {out_bytes / mib:.2f} MiB: "
+                      f"fused {peaks['fused'] / mib:.2f} MiB ({peaks['fused'] / out_bytes:.2f}x "
+                      f"output); stock {peaks['stock'] / mib:.2f} MiB "
+                      f"({peaks['stock'] / out_bytes:.2f}x output)")
     return rows
 
 
@@ -256,15 +266,47 @@ def plot(rows, path):
     return path
 
 
+def output_folder(args) -> Path:
+    """--save-results: the committed results; --out: that folder; else a new
+    temporary one (a run never overwrites what the docs quote by accident)."""
+    if args.save_results:
+        return RESULTS
+    if args.out:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return Path(tempfile.mkdtemp(prefix="bench_init-"))
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="fewer shapes and repetitions (< 1 min)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n" + __doc__.split("\n\n")[2] + "\n\n"
+               "Results go to a new temporary folder unless --out or --save-results\n"
+               "is given; the folder is printed at the end.")
+    p.add_argument("--quick", action="store_true",
+                   help="glorot_normal only, 1024^2 and 4096^2, float32 and bfloat16, "
+                        "3 rounds (under a minute); writes bench_init_quick.*")
+    p.add_argument("--contended", action="store_true",
+                   help="also measure glorot_normal float32 4096^2 on 1 thread, all threads "
+                        "and stock, idle and then with a process spinning on the last core; "
+                        "prints all-threads / 1-thread ratios (benchmarks/contended.py)")
+    p.add_argument("--contended-only", action="store_true",
+                   help="only the --contended measurement")
     p.add_argument("--reps", type=int, default=None, help="timed rounds per case")
     p.add_argument("--family", nargs="+", choices=list(FAMILY), default=None,
                    help="initializers to measure (default: all; --quick: glorot_normal)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=None,
                    help="MLX device (default: MLX's default)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="DIR", default=None,
+                       help="folder for the results (default: a new temporary folder)")
+    where.add_argument("--save-results", action="store_true",
+                       help=f"write the committed results in {RESULTS} (what the docs quote)")
     args = p.parse_args(argv)
+    if args.reps is not None and args.reps < 1:
+        p.error(f"--reps must be >= 1, got {args.reps}")
     if args.device:
         mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
     if args.quick:
@@ -275,6 +317,7 @@ def main(argv=None) -> int:
     families = ["glorot_normal"] if args.quick else list(FAMILY)
     if args.family:
         families = args.family
+    folder = output_folder(args)
     meta = machine()
     meta["cpu_kernels"] = mfi.available_cpu_kernels()
     meta["mkl"] = MKL_NOTE
@@ -285,16 +328,29 @@ def main(argv=None) -> int:
           f"kernel {meta['cpu_kernel']} x{meta['threads']} threads, "
           f"load {meta['load_before']:.2f}")
     print(MKL_NOTE or f"oneMKL: {meta['mkl_version']}. {meta['mkl_caveat']}")
-    rows = run(shapes, dtypes, families, reps)
-    meta["load_after"] = os.getloadavg()[0]
     command = "python benchmarks/bench_init.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-    # --quick writes beside, not over, the full results the README quotes.
-    name = "bench_init_quick" if args.quick else "bench_init"
-    write_json(name, {"machine": meta, "command": command, "reps": reps, "rows": rows})
-    (RESULTS / f"{name}.md").write_text(markdown(rows, meta, command))
-    png = plot(rows, RESULTS / f"{name}.png")
-    print(f"\nwrote {RESULTS}/{name}.json, {name}.md" + (f", {name}.png" if png else ""))
+    written = []
+    if not args.contended_only:
+        rows = run(shapes, dtypes, families, reps)
+        meta["load_after"] = os.getloadavg()[0]
+        # --quick writes beside, not over, the full results the README quotes.
+        name = "bench_init_quick" if args.quick else "bench_init"
+        write_json(name, {"machine": meta, "command": command, "reps": reps, "rows": rows},
+                   folder=folder)
+        (folder / f"{name}.md").write_text(markdown(rows, meta, command))
+        png = plot(rows, folder / f"{name}.png")
+        written += [f"{name}.json", f"{name}.md"] + ([f"{name}.png"] if png else [])
+    if args.contended or args.contended_only:
+        meta["load_before"] = os.getloadavg()[0]
+        rows = contended.run([(4096, 4096)], args.reps or 7)
+        meta["load_after"] = os.getloadavg()[0]
+        write_json("bench_init_contended", {"machine": meta, "command": command, "rows": rows},
+                   folder=folder)
+        (folder / "bench_init_contended.md").write_text(contended.markdown(rows, meta, command))
+        written += ["bench_init_contended.json", "bench_init_contended.md"]
+    print(f"\nwrote {', '.join(written)} in {folder}"
+          + ("" if folder == RESULTS else " (--save-results writes benchmarks/results/)"))
     return 0
 
 

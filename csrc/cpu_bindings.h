@@ -6,17 +6,22 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include "cpu_fill.h"
+#include "cpu_threads.h"
 #include "thread_pool.h"
+#include "work_split.h"
 #include "x86_features.h"
 
 namespace mfi {
@@ -69,8 +74,53 @@ inline void bind_cpu_controls(nanobind::module_& m) {
       "n"_a,
       "Run n tasks on the CPU fill pool (for tests): (times each task ran, "
       "a hash of the thread that ran it).");
+  // For tests/test_cpu_paths.py and benchmarks/bench_init.py: the default
+  // thread-count rule on given core counts, the work split and its hooks.
+  m.def(
+      "_cpu_thread_count",
+      [](int perf, int eff, int hw, std::optional<std::string> env) {
+        return mfi::cpu::choose_thread_count(perf, eff, hw, env ? env->c_str() : nullptr);
+      },
+      "perf_cores"_a, "eff_cores"_a, "hw_threads"_a, "env"_a = nb::none(),
+      "The default thread count for these core counts and this value of "
+      "MLX_FUSED_INIT_NUM_THREADS (None: unset).");
+  m.def(
+      "_cpu_core_kinds",
+      [] {
+        const mfi::cpu::CoreKinds k = mfi::cpu::core_kinds();
+        return std::make_tuple(k.perf, k.eff);
+      },
+      "This machine's (performance, efficiency) physical cores; (0, 0) off macOS.");
+  m.def(
+      "_cpu_split_plan",
+      [](int64_t total, int threads) {
+        const mfi::cpu::SplitPlan p = mfi::cpu::plan_split(total, threads);
+        return std::make_tuple(p.threads, p.chunk, p.chunks);
+      },
+      "total"_a, "threads"_a, "(threads, chunk, chunks) for a fill of `total` elements.");
+  m.def(
+      "_cpu_split_test_hook",
+      [](int stall_task, int slow_task, int slow_us, int64_t chunk, bool trace) {
+        if (slow_us < 0 || chunk < 0) {
+          throw std::invalid_argument("[_cpu_split_test_hook] slow_us and chunk must be >= 0.");
+        }
+        mfi::cpu::set_split_test_hook({stall_task, slow_task, slow_us, chunk, trace});
+      },
+      nb::kw_only(), "stall_task"_a = -1, "slow_task"_a = -1, "slow_us"_a = 0,
+      "chunk"_a = 0, "trace"_a = false,
+      "Test hook of the CPU work split (all defaults: off). stall_task claims no "
+      "chunk until every chunk is taken; slow_task sleeps slow_us before each "
+      "claim; chunk > 0 replaces the planned chunk size; trace records claims.");
+  m.def(
+      "_cpu_split_trace",
+      [] {
+        auto [plan, claims] = mfi::cpu::last_split_trace();
+        return std::make_tuple(std::make_tuple(plan.threads, plan.chunk, plan.chunks), claims);
+      },
+      "((threads, chunk, chunks), [(task, chunk index), ...]) of the last "
+      "traced fill, claims in order.");
   m.def("set_num_threads", &mfi::cpu::set_num_threads, "n"_a,
-        "Threads per CPU evaluation; 0 means all hardware threads.");
+        "Threads per CPU evaluation; 0 means the default (all cores; the performance cores on Apple silicon; MLX_FUSED_INIT_NUM_THREADS when set).");
   m.def("num_threads", &mfi::cpu::num_threads,
         "Threads per CPU evaluation.");
 }

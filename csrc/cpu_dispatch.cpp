@@ -6,7 +6,8 @@
 #include <thread>
 
 #include "cpu_fill.h"
-#include "thread_pool.h"
+#include "cpu_threads.h"
+#include "work_split.h"
 #if defined(MFI_HAVE_AVX2)
 #include "x86_features.h"
 #endif
@@ -65,7 +66,7 @@ const Kernel* best_kernel() {
 }
 
 std::atomic<const Kernel*> g_kernel{nullptr};
-std::atomic<int> g_threads{-1};  // -1: not read from the environment yet
+std::atomic<int> g_threads{0};  // 0: the default (default_threads())
 
 const Kernel* current_kernel() {
   const Kernel* k = g_kernel.load();
@@ -76,16 +77,17 @@ const Kernel* current_kernel() {
   return k;
 }
 
-int hardware_threads() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
+// The default when set_num_threads(0) or nothing was asked: read once, as
+// neither the cores nor the environment change while the process runs.
+int default_threads() {
+  static const int n = [] {
+    const CoreKinds k = core_kinds();
+    return choose_thread_count(k.perf, k.eff,
+                               static_cast<int>(std::thread::hardware_concurrency()),
+                               std::getenv("MLX_FUSED_INIT_NUM_THREADS"));
+  }();
+  return n;
 }
-
-// Below this many elements per thread, handing work to another thread
-// costs more than it saves: a pool worker wakes in ~5-10 us (a new thread
-// took ~20 us; benchmarks/results/profile.md), and the kernels fill 2^15
-// elements in 35 (avx512) to 50 (avx2) us.
-constexpr int64_t kMinElementsPerThread = int64_t(1) << 15;
 
 } // namespace
 
@@ -127,22 +129,15 @@ std::string available_kernels() {
 void set_num_threads(int n) {
   if (n < 0) {
     throw std::invalid_argument(
-        "[set_num_threads] n must be >= 0 (0 means all hardware threads), got " +
+        "[set_num_threads] n must be >= 0 (0 means the default thread count), got " +
         std::to_string(n) + ".");
   }
   g_threads.store(n);
 }
 
 int num_threads() {
-  int n = g_threads.load();
-  if (n < 0) {
-    n = 0;
-    if (const char* env = std::getenv("MLX_FUSED_INIT_NUM_THREADS")) {
-      n = std::max(0, std::atoi(env));
-    }
-    g_threads.store(n);
-  }
-  return n == 0 ? hardware_threads() : n;
+  const int n = g_threads.load();
+  return n > 0 ? n : default_threads();
 }
 
 void fill_all(const StreamParams& p, const RunLayout& layout, OutType type, void* out) {
@@ -151,19 +146,13 @@ void fill_all(const StreamParams& p, const RunLayout& layout, OutType type, void
     return;
   }
   FillFn fn = current_kernel()->fn;
-  int64_t nt = std::min<int64_t>(num_threads(), (total + kMinElementsPerThread - 1) / kMinElementsPerThread);
-  if (nt <= 1) {
+  const SplitPlan plan = plan_split(total, num_threads());
+  if (plan.threads <= 1) {
     fn(p, layout, type, 0, total, out);
     return;
   }
-  // Equal chunks, rounded to 64 elements so that two threads never write
-  // the same cache line. The split cannot change any value: each element
-  // depends only on its own stream index.
-  const int64_t chunk = ((total + nt - 1) / nt + 63) / 64 * 64;
-  const int parts = static_cast<int>((total + chunk - 1) / chunk);
-  parallel_for(parts, [&](int i) {
-    const int64_t e0 = i * chunk;
-    fn(p, layout, type, e0, std::min(total, e0 + chunk), out);
+  run_split(plan, total, fill_qos(), [&](int64_t e0, int64_t e1) {
+    fn(p, layout, type, e0, e1, out);
   });
 }
 

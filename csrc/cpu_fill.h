@@ -40,7 +40,8 @@ void set_kernel(const std::string& name);
 std::string kernel_name();          // the one in use
 std::string available_kernels();    // comma-separated
 
-// Threads used by one evaluation: n >= 1, or 0 for "all hardware threads".
+// Threads used by one evaluation: n >= 1, or 0 for the default
+// (choose_thread_count in cpu_threads.h).
 void set_num_threads(int n);
 int num_threads();
 

@@ -12,8 +12,10 @@ python=${PYTHON:-python3}
 venv=${SANITIZE_VENV:-$(mktemp -d)/venv}
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
+# Its own build directory: the plain one (pyproject.toml) stays incremental.
 "$venv/bin/python" -m pip install -q ".[cpu,test]" \
-  -Ccmake.define.MFI_SANITIZE=ON -Ccmake.build-type=RelWithDebInfo
+  -Ccmake.define.MFI_SANITIZE=ON -Ccmake.build-type=RelWithDebInfo \
+  -Cbuild-dir="build/sanitize-{wheel_tag}"
 cxx=${CXX:-g++}
 preload="$("$cxx" -print-file-name=libasan.so):$("$cxx" -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:abort_on_error=1

@@ -90,3 +90,58 @@ def test_the_check_catches_api_mistakes(syntax_check, tmp_path, old, new, error)
     broken.write_text(src.replace(old, new))
     r = syntax_check(broken)
     assert r.returncode != 0 and error in r.stderr, r.stderr[-3000:]
+
+
+# ------------------------------------- the CPU threads' macOS calls (no MLX)
+# csrc/cpu_threads_apple.cpp (core kinds from sysctl, the workers' QoS class)
+# includes only C headers of the macOS SDK, stubbed in tests/macos_headers/
+# stubs/{sys,pthread} as the SDK declares them. It is compiled for the real
+# target, arm64-apple-macos14 (__APPLE__, arm64), with no Linux header in
+# reach (-nostdlibinc keeps only clang's own, e.g. <stddef.h>). Needs clang
+# only, not MLX's macOS headers.
+@pytest.fixture(scope="module")
+def apple_check():
+    cxx = clang_any()
+    if not cxx:
+        why = "no clang++: apt-get install clang (.ci/run does)"
+        if REQUIRED:
+            pytest.fail(why + " [MFI_REQUIRE_MACOS_HEADERS=1]")
+        pytest.skip(why)
+
+    def check(source: Path):
+        cmd = [cxx, "-target", "arm64-apple-macos14", "-std=c++20", "-fsyntax-only",
+               "-Wall", "-Wextra", "-nostdlibinc", "-isystem", str(STUBS),
+               f"-I{REPO / 'csrc'}", "-x", "c++", str(source)]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    return check
+
+
+def test_cpu_threads_apple_compiles_for_macos(apple_check):
+    r = apple_check(REPO / "csrc" / "cpu_threads_apple.cpp")
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "warning" not in r.stderr, r.stderr[-4000:]
+
+
+@pytest.mark.parametrize(
+    "old, new, error",
+    [
+        # An int where the SDK wants a qos_class_t (a typed enum in C++).
+        ("pthread_set_qos_class_self_np(wanted, 0)", "pthread_set_qos_class_self_np(qos, 0)",
+         "no matching function for call to 'pthread_set_qos_class_self_np'"),
+        # The size passed by value instead of by pointer.
+        ("sysctlbyname(name, &value, &size, nullptr, 0)", "sysctlbyname(name, &value, size, nullptr, 0)",
+         "no matching function for call to 'sysctlbyname'"),
+        # A QoS call macOS does not have.
+        ("pthread_set_qos_class_self_np(wanted, 0)", "pthread_set_qos_class_np(wanted, 0)",
+         "use of undeclared identifier 'pthread_set_qos_class_np'"),
+    ],
+    ids=["int-for-qos-class", "size-by-value", "no-such-call"],
+)
+def test_the_apple_check_catches_mistakes(apple_check, tmp_path, old, new, error):
+    src = (REPO / "csrc" / "cpu_threads_apple.cpp").read_text()
+    assert old in src
+    broken = tmp_path / "cpu_threads_apple.cpp"
+    broken.write_text(src.replace(old, new))
+    r = apple_check(broken)
+    assert r.returncode != 0 and error in r.stderr, r.stderr[-3000:]

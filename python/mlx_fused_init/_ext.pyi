@@ -49,7 +49,7 @@ def available_cpu_kernels() -> str:
     """The CPU kernel builds this machine can run, fastest first."""
 
 def set_num_threads(n: int) -> None:
-    """Threads per CPU evaluation; 0 means all hardware threads."""
+    """Threads per CPU evaluation; 0 means the default (all cores; the performance cores on Apple silicon; MLX_FUSED_INIT_NUM_THREADS when set)."""
 
 def num_threads() -> int:
     """Threads per CPU evaluation."""

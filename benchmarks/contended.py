@@ -1,0 +1,195 @@
+"""bench_init.py --contended: the CPU fill with one core taken by another
+process, as on a laptop that is doing something else.
+
+The same contestants run twice in one process tree: on an idle machine,
+then with a child process spinning, pinned to the last core
+(``os.sched_setaffinity``; where that does not exist, e.g. macOS, the
+spinner is not pinned, and says so). Contestants: the fused kernel on one
+thread, on all threads (chunks claimed from a shared counter), on all
+threads split into equal parts (the split before issue 19, via a test hook
+of the extension), and stock ``mlx.nn.init.glorot_normal``.
+
+With one of two cores busy the operating system gives each of the two
+fill threads' cores a different share: ideally all threads ÷ one thread =
+1.5 (one core and a half); equal parts wait for the slower half.
+
+Each contestant runs back to back for a block of ~0.7 s per round (as a
+model's weights are made one after another), rounds interleaved; the rate
+of a block is its samples over its wall time, and medians over rounds are
+reported. Back to back, not with pauses between calls: on a VM a paused
+vCPU halts, and waking it for the next fill's worker costs up to
+milliseconds that no split can recover (measured in docs/performance.md).
+"""
+
+import math
+import os
+import subprocess
+import sys
+import time
+
+import mlx.core as mx
+import mlx.nn.init as stock_init
+
+import mlx_fused_init as mfi
+from mlx_fused_init import _ext
+from _common import summarize
+
+# Targets of issue 19 on a 2-core machine: all threads ÷ one thread.
+TARGET_BUSY, TARGET_IDLE = 1.35, 1.8
+
+SPIN = """
+import os, sys
+core = int(sys.argv[1])
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {core})
+while True:
+    pass
+"""
+
+
+class Spinner:
+    """A busy child process on one core, for the duration of a with-block."""
+
+    def __init__(self, core: int):
+        self.core = core
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", SPIN, str(self.core)])
+        time.sleep(0.5)  # started, and the scheduler has seen it run
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the spinning process exited ({self.proc.returncode})")
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def pinned_split(threads: int, chunk: int = 0):
+    """Runs fn with `threads` threads (and a forced chunk size), then restores."""
+    def wrap(fn):
+        def call():
+            saved = mfi.num_threads()
+            mfi.set_num_threads(threads)
+            _ext._cpu_split_test_hook(chunk=chunk)
+            try:
+                fn()
+            finally:
+                _ext._cpu_split_test_hook()
+                mfi.set_num_threads(saved)
+        return call
+    return wrap
+
+
+def contestants(shape) -> dict:
+    a = mx.zeros(shape)
+    fused, stock = mfi.glorot_normal(), stock_init.glorot_normal()
+    draw = lambda: mx.eval(fused(a))  # noqa: E731
+    threads = mfi.num_threads()
+    n = math.prod(shape)
+    equal = (math.ceil(n / threads) + 63) // 64 * 64  # one part per thread
+    return {
+        "fused x1": pinned_split(1)(draw),
+        f"fused x{threads}": pinned_split(threads)(draw),
+        f"fused x{threads} equal parts": pinned_split(threads, equal)(draw),
+        "stock": lambda: mx.eval(stock(a)),
+    }
+
+
+def blocks(fns: dict, rounds: int, seconds: float = 0.7) -> dict:
+    """name -> per-round (calls, wall seconds): each round runs every
+    contestant back to back for `seconds` (at least one call), after one
+    untimed warm-up call each."""
+    for fn in fns.values():
+        fn()
+    out = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            calls, t0 = 0, time.perf_counter()
+            while calls == 0 or time.perf_counter() - t0 < seconds:
+                fn()
+                calls += 1
+            out[name].append((calls, time.perf_counter() - t0))
+    return out
+
+
+def run(shapes, reps: int) -> list:
+    cores = os.cpu_count() or 1
+    pinnable = hasattr(os, "sched_setaffinity")
+    print(f"\n--contended: glorot_normal float32, {reps} interleaved rounds of back-to-back "
+          f"calls per phase; busy = "
+          f"one process spinning on core {cores - 1}"
+          + ("" if pinnable else " (NOT pinned: no sched_setaffinity here)"))
+    rows = []
+    for shape in shapes:
+        n = math.prod(shape)
+        fns = contestants(shape)
+        for phase in ("idle", "busy"):
+            load = os.getloadavg()[0]
+            if phase == "busy":
+                with Spinner(cores - 1):
+                    runs = blocks(fns, reps)
+            else:
+                runs = blocks(fns, reps)
+            # Seconds per call of each round's block.
+            times = {name: [t / calls for calls, t in r] for name, r in runs.items()}
+            stock = summarize(times["stock"], n)
+            for name, t in times.items():
+                s = summarize(t, n)
+                rows.append({"phase": phase, "shape": list(shape), "contestant": name,
+                             "load_before": load, **s,
+                             "ratio_to_stock": s["msamples_per_s_median"]
+                             / stock["msamples_per_s_median"]})
+                print(f"{phase:5s} {'x'.join(map(str, shape)):>11s} {name:24s} "
+                      f"{s['msamples_per_s_median']:8.1f} M/s median "
+                      f"({s['msamples_per_s']:7.1f} best)  x{rows[-1]['ratio_to_stock']:6.2f} stock",
+                      flush=True)
+            print(summary_line(rows, phase, shape))
+    return rows
+
+
+def ratios(rows, phase, shape) -> dict:
+    """Median-rate ratios of one phase and shape: all threads and equal
+    parts, each ÷ one thread."""
+    med = {r["contestant"]: r["msamples_per_s_median"] for r in rows
+           if r["phase"] == phase and r["shape"] == list(shape)}
+    one = med["fused x1"]
+    all_name = next(k for k in med if k.startswith("fused x") and k != "fused x1"
+                    and not k.endswith("equal parts"))
+    return {"all_over_one": med[all_name] / one,
+            "equal_over_one": med[all_name + " equal parts"] / one,
+            "all_over_stock": med[all_name] / med["stock"]}
+
+
+def summary_line(rows, phase, shape) -> str:
+    r = ratios(rows, phase, shape)
+    target = TARGET_BUSY if phase == "busy" else TARGET_IDLE
+    verdict = "meets" if r["all_over_one"] >= target else "MISSES"
+    return (f"{'':6s}{phase}: all threads / 1 thread = {r['all_over_one']:.2f} "
+            f"({verdict} the 2-core target {target}); equal parts / 1 thread = "
+            f"{r['equal_over_one']:.2f}; all threads / stock = {r['all_over_stock']:.1f}")
+
+
+def markdown(rows, meta, command) -> str:
+    lines = [
+        f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['system']}; MLX {meta['mlx']}, "
+        f"{meta['cpu_kernel']} kernel. Command: `{command}`. Load average (1 min) before / "
+        f"after: {meta['load_before']:.2f} / {meta['load_after']:.2f}. Busy: a process "
+        f"spinning on the last core.",
+        "",
+        "Rates: each round runs a contestant back to back for ~0.7 s; median and best "
+        "of the rounds.",
+        "",
+        "| phase | shape | contestant | M samples/s (median) | best | × stock (medians) |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['phase']} | {'×'.join(map(str, r['shape']))} | {r['contestant']} "
+                     f"| {r['msamples_per_s_median']:.1f} | {r['msamples_per_s']:.1f} "
+                     f"| {r['ratio_to_stock']:.2f} |")
+    lines.append("")
+    for shape in sorted({tuple(r["shape"]) for r in rows}):
+        for phase in ("idle", "busy"):
+            lines.append("- " + summary_line(rows, phase, shape).strip())
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,150 @@
+"""The CPU fill's work split (csrc/work_split.cpp): threads claim chunks from
+a shared counter. Every chunk is claimed exactly once, however unevenly the
+threads progress, and the bits never depend on who filled what. Also the
+default thread-count rule (csrc/cpu_threads.cpp) on given core counts."""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+import mlx_fused_init as mfi
+from mlx_fused_init import _ext
+from test_cpu_paths import draw
+
+N = (1 << 20) + 3  # the last chunk is short
+
+
+@pytest.fixture
+def hook(restore_cpu_settings):
+    """Set the split's test hook for one test; always switched off after."""
+    yield lambda **kw: _ext._cpu_split_test_hook(**kw)
+    _ext._cpu_split_test_hook()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """One thread, scalar kernel: the bits every split must give."""
+    kernel, threads = mfi.cpu_kernel(), mfi.num_threads()
+    mfi.set_cpu_kernel("scalar")
+    mfi.set_num_threads(1)
+    try:
+        return draw(N, mx.float32)
+    finally:
+        mfi.set_cpu_kernel(kernel)
+        mfi.set_num_threads(threads)
+
+
+def traced(threads, **hook_args):
+    """A fill of N elements on `threads` threads: its bits, plan and claims."""
+    _ext._cpu_split_test_hook(trace=True, **hook_args)
+    mfi.set_num_threads(threads)
+    got = draw(N, mx.float32)
+    (nt, chunk, chunks), claims = _ext._cpu_split_trace()
+    return got, (nt, chunk, chunks), claims
+
+
+def assert_each_chunk_once(claims, chunks):
+    # Duplicated work writes the same values twice: only this catches it.
+    taken = sorted(c for _, c in claims)
+    assert taken == list(range(chunks)), f"claims {taken} of {chunks} chunks"
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_every_chunk_claimed_once(threads, hook, reference):
+    got, (nt, chunk, chunks), claims = traced(threads)
+    assert (nt, chunk, chunks) == _ext._cpu_split_plan(N, threads)
+    assert nt == threads and chunks >= 8 * threads
+    assert_each_chunk_once(claims, chunks)
+    np.testing.assert_array_equal(got, reference)
+
+
+@pytest.mark.parametrize("stalled", [0, 1], ids=["caller", "worker"])
+def test_a_stalled_thread_leaves_its_share_to_the_others(stalled, hook, reference):
+    # The stalled task claims nothing until every chunk is taken: with equal
+    # parts its half would wait for it; here the other thread takes it all.
+    got, (nt, _, chunks), claims = traced(2, stall_task=stalled)
+    assert nt == 2
+    assert_each_chunk_once(claims, chunks)
+    assert {task for task, _ in claims} == {1 - stalled}
+    np.testing.assert_array_equal(got, reference)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_a_slow_worker_gives_the_same_bits(threads, hook, reference):
+    # A worker that sleeps 3 ms before each claim: the claims interleave
+    # unevenly, in an order that changes from run to run.
+    for _ in range(3):
+        got, (_, _, chunks), claims = traced(threads, slow_task=1, slow_us=3000)
+        assert_each_chunk_once(claims, chunks)
+        np.testing.assert_array_equal(got, reference)
+
+
+@pytest.mark.parametrize("chunk", [64, 4096, 100_000, 1 << 19])
+def test_any_chunk_size_gives_the_same_bits(chunk, hook, reference):
+    # 100_000 is rounded up to a multiple of 64; 2^19 gives two equal parts
+    # (the split before chunks were claimed).
+    got, (_, used, chunks), claims = traced(2, chunk=chunk)
+    assert used % 64 == 0 and used >= chunk
+    assert_each_chunk_once(claims, chunks)
+    np.testing.assert_array_equal(got, reference)
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+def test_16_bit_outputs_split_the_same(dtype, hook, restore_cpu_settings):
+    mfi.set_num_threads(1)
+    one = draw(N, dtype)
+    _ext._cpu_split_test_hook(stall_task=0, chunk=8192 + 64)
+    mfi.set_num_threads(3)
+    np.testing.assert_array_equal(draw(N, dtype), one)
+
+
+@pytest.mark.parametrize("total", [1, 63, 1 << 15, (1 << 15) + 1, 100_003, 1 << 20,
+                                   (1 << 24) + 5, 1 << 34])
+@pytest.mark.parametrize("threads", [1, 2, 7, 64])
+def test_plan(total, threads):
+    nt, chunk, chunks = _ext._cpu_split_plan(total, threads)
+    assert 1 <= nt <= threads and nt <= chunks
+    assert (chunks - 1) * chunk < total <= chunks * chunk  # covers, no empty chunk
+    if nt == 1:
+        assert (chunk, chunks) == (total, 1)  # one call, no split
+        assert threads == 1 or total <= 1 << 15
+    else:
+        assert chunk % 64 == 0  # no cache line written by two threads
+        assert (1 << 13) <= chunk <= (1 << 17)
+        assert total > (nt - 1) * (1 << 15)  # a thread per 2^15 elements at most
+        # Enough chunks that a stalled thread's share can move.
+        assert chunks >= min(8 * nt, total // (1 << 17))
+
+
+# ------------------------------------------------ the default thread count
+@pytest.mark.parametrize("perf, eff, hw, env, expected", [
+    (0, 0, 2, None, 2),        # Linux, or one kind of core: every hardware thread
+    (0, 0, 64, None, 64),
+    (0, 0, 0, None, 1),        # hardware_concurrency() unknown
+    (6, 6, 12, None, 6),       # M3 Pro: the performance cores
+    (10, 4, 14, None, 10),     # M4 Pro
+    (4, 4, 8, None, 4),        # M1
+    (8, 2, 4, None, 4),        # never more than the OS runs at once
+    (6, 0, 6, None, 6),        # an efficiency count of 0: one kind
+    (0, 4, 8, None, 8),
+    (6, 6, 12, "12", 12),      # the variable wins
+    (6, 6, 12, "3", 3),
+    (0, 0, 2, " 5 ", 5),
+    (0, 0, 2, "0", 2),         # 0, negative or not a number: the default
+    (6, 6, 12, "-3", 6),
+    (6, 6, 12, "four", 6),
+    (6, 6, 12, "4x", 6),
+    (6, 6, 12, "", 6),
+    (6, 6, 12, "99999999999999999999", 6),
+])
+def test_default_thread_count(perf, eff, hw, env, expected):
+    assert _ext._cpu_thread_count(perf, eff, hw, env) == expected
+
+
+def test_this_machine_default(restore_cpu_settings, monkeypatch):
+    perf, eff = _ext._cpu_core_kinds()
+    import os
+    expected = _ext._cpu_thread_count(perf, eff, os.cpu_count() or 1,
+                                      os.environ.get("MLX_FUSED_INIT_NUM_THREADS"))
+    mfi.set_num_threads(0)
+    assert mfi.num_threads() == expected
