@@ -17,7 +17,9 @@ against the output's size.
 Peers (PyTorch, JAX, NumPy) and every dtype are measured for glorot_normal;
 the rest of the family (glorot_uniform, he_normal, he_uniform, normal,
 uniform) against stock MLX in float32. Every case also times the fused
-kernel on one thread ("fused x1"); glorot_normal also times the avx2 build
+kernel on one thread ("fused x1") and, when the native extension runs,
+portable mode in the same process ("portable": the MLX-free module's eager
+CPU draw, docs/portable.md), with its ratio to the native op; glorot_normal also times the avx2 build
 on one thread where a faster build is the default ("fused avx2 x1"), and,
 in float32, oneMKL's Philox4x32-10 normals (``mkl_random``, the ``bench``
 extra; see mkl_peer.py) on one thread and on every core. The summary line
@@ -67,6 +69,8 @@ def contestants(shape, dtype_name: str, family: str) -> dict:
         "fused x1": pinned(lambda: mx.eval(fused(a)), threads=1),
         "stock": lambda: mx.eval(stock(a)),
     }
+    if mfi.backend_info()["backend"] == "native":
+        out["portable"] = portable(lambda: mx.eval(fused(a)))
     if family != "glorot_normal":
         return out
     if mfi.cpu_kernel() != "avx2" and "avx2" in mfi.available_cpu_kernels():
@@ -121,6 +125,21 @@ def pinned(fn, threads=None, kernel=None):
     return call
 
 
+def portable(fn):
+    """fn run in portable mode (docs/portable.md: the MLX-free module, eager
+    CPU draws) in this process, where the native op is the default."""
+    from mlx_fused_init import _portable, initializers
+
+    def call():
+        saved = initializers._ext
+        initializers._ext = _portable
+        try:
+            fn()
+        finally:
+            initializers._ext = saved
+    return call
+
+
 # name -> (fused factory, stock factory), each taking the dtype.
 FAMILY = {
     "glorot_normal": (mfi.glorot_normal, stock_init.glorot_normal),
@@ -164,7 +183,8 @@ def run(shapes, dtypes, families, reps):
                 stock = summarize(times["stock"], n)
                 floor = summarize(times["write floor"], n)
                 out_bytes = n * itemsize
-                peaks = {name: peak_bytes(fns[name]) for name in ("fused", "stock")}
+                peaks = {name: peak_bytes(fns[name]) for name in ("fused", "stock", "portable")
+                         if name in fns}
                 for name, t in times.items():
                     s = summarize(t, n)
                     s["msamples_per_cpu_s"] = n / max(statistics.median(cpu[name]), 1e-9) / 1e6
@@ -199,6 +219,10 @@ def run(shapes, dtypes, families, reps):
                           f"{per_cpu['fused x1'] / per_cpu['mkl ICDF x1']:.2f} (CPU time); "
                           f"/ mkl BoxMuller2 x1 = "
                           f"{per_core['fused x1'] / per_core['mkl BoxMuller2 x1']:.2f} (wall)")
+                if "portable" in per_core:
+                    print(f"{'':37s}portable / fused (native) = "
+                          f"{per_core['portable'] / per_core['fused']:.2f} (medians); "
+                          f"portable / stock = {per_core['portable'] / per_core['stock']:.1f}")
                 mib = 2**20
                 print(f"{'':37s}peak memory of one call, output {out_bytes / mib:.2f} MiB: "
                       f"fused {peaks['fused'] / mib:.2f} MiB ({peaks['fused'] / out_bytes:.2f}x "
