@@ -31,7 +31,7 @@ import mlx.core as mx
 import mlx.nn.init as stock_init
 
 import mlx_fused_init as mfi
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 from _common import summarize
 
 # Targets of issue 19 on a 2-core machine: all threads ÷ one thread.

@@ -74,9 +74,13 @@ def portable(key, shape, dtype, **spec):
 def native_op():
     """The native op's fused_init when this build has a Metal path and the
     running MLX is the one it was built against; else None."""
+    from mlx_fused_init import _build_info
+
+    if mx.__version__ != _build_info.MLX_VERSION:
+        return None  # never load the native module under another MLX
     try:
         from mlx_fused_init import _ext
-    except Exception:  # not built, or built against another MLX
+    except Exception:  # not built
         return None
     return _ext.fused_init if _ext.built_with_metal() and mx.metal.is_available() else None
 

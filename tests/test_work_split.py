@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mlx_fused_init as mfi
-from mlx_fused_init import _ext
+from mlx_fused_init._backend import ext as _ext
 from test_cpu_paths import draw
 
 N = (1 << 20) + 3  # the last chunk is short
