@@ -323,6 +323,10 @@ def main(argv=None) -> int:
                    help="initializers to measure (default: all; --quick: glorot_normal)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=None,
                    help="MLX device (default: MLX's default)")
+    p.add_argument("--mlx-cache-limit", metavar="BYTES", type=int, default=None,
+                   help="mx.set_cache_limit(BYTES) first: MLX's CPU allocator on Linux keeps "
+                        "no freed buffer above its 32 MiB default, so every large output is "
+                        "fresh memory (portable mode pays for that; docs/portable.md)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", metavar="DIR", default=None,
                        help="folder for the results (default: a new temporary folder)")
@@ -333,6 +337,8 @@ def main(argv=None) -> int:
         p.error(f"--reps must be >= 1, got {args.reps}")
     if args.device:
         mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
+    if args.mlx_cache_limit is not None:
+        mx.set_cache_limit(args.mlx_cache_limit)
     if args.quick:
         shapes, dtypes, reps = [(1024, 1024), (4096, 4096)], ["float32", "bfloat16"], args.reps or 3
     else:
@@ -360,6 +366,9 @@ def main(argv=None) -> int:
         meta["load_after"] = os.getloadavg()[0]
         # --quick writes beside, not over, the full results the README quotes.
         name = "bench_init_quick" if args.quick else "bench_init"
+        if args.mlx_cache_limit is not None:
+            name += "_cache"
+            meta["mlx_cache_limit"] = args.mlx_cache_limit
         write_json(name, {"machine": meta, "command": command, "reps": reps, "rows": rows},
                    folder=folder)
         (folder / f"{name}.md").write_text(markdown(rows, meta, command))
