@@ -191,6 +191,13 @@ def rule_for(rules: list, path: str, module: nn.Module):
     return None
 
 
+def update(model: nn.Module, pairs: list) -> None:
+    """``model.update`` with ``(path, array)`` pairs; none is no update
+    (MLX's ``tree_unflatten`` of an empty list fails before MLX 0.27)."""
+    if pairs:
+        model.update(tree_unflatten(pairs))
+
+
 def call_rule(init, path: str, name: str, *args, **kwargs):
     """``init(*args, **kwargs)`` for the parameter ``path``; an error names
     the parameter (chained from the initializer's own)."""
@@ -271,7 +278,7 @@ def init_model(
         def build(k):
             return [(path, draw(k, path, init, like, b)) for path, init, like, b in jobs]
 
-        model.update(tree_unflatten(with_key(key, name, build)))
+        update(model, with_key(key, name, build))
         return model
 
     # Portable mode draws on the CPU eagerly, so the parameters are swapped
@@ -285,8 +292,8 @@ def init_model(
             for job in jobs:
                 draw(k, *job)
         for path, init, like, b in jobs:
-            model.update(tree_unflatten([(path, like)]))
-            model.update(tree_unflatten([(path, draw(k, path, init, like, b))]))
+            update(model, [(path, like)])
+            update(model, [(path, draw(k, path, init, like, b))])
 
     with_key(key, name, build_in_place)
     return model

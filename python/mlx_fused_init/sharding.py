@@ -7,7 +7,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_flatten
 
 from . import _checks
 from ._keys import with_key
@@ -19,6 +19,7 @@ from .model import (
     param_subsequence,
     rule_for,
     rules_and_filter,
+    update,
 )
 
 Segments = Union[int, Sequence[int], Sequence[float]]
@@ -473,7 +474,7 @@ def init_sharded(
     def build(k):
         return [(job[0], one(k, *job)) for job in jobs]
 
-    model.update(tree_unflatten(with_key(key, name, build)))
+    update(model, with_key(key, name, build))
     return model
 
 
