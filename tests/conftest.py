@@ -64,6 +64,20 @@ class Tiny(nn.Module):
             self.head = nn.Linear(16, 4)
 
 
+class Rank:
+    """A stand-in for mx.distributed.Group: rank() and size() are all that
+    MLX's and mlx-lm's sharding code asks of a group."""
+
+    def __init__(self, rank, size):
+        self._rank, self._size = rank, size
+
+    def rank(self):
+        return self._rank
+
+    def size(self):
+        return self._size
+
+
 def params(model) -> dict:
     return dict(tree_flatten(model.parameters()))
 

@@ -36,6 +36,7 @@ from mlx.utils import tree_flatten
 
 import mlx_fused_init as mfi
 from mlx_fused_init.model import rule_for
+from conftest import Rank, params
 
 KEY = mx.random.key(2024)
 EVERYTHING = lambda path, module, param: True  # noqa: E731
@@ -161,21 +162,6 @@ def builder(arch):
                             if hasattr(module.ModelArgs, "from_dict") else module.ModelArgs(**cfg))
 
     return make
-
-
-class Rank:
-    def __init__(self, rank, size):
-        self._rank, self._size = rank, size
-
-    def rank(self):
-        return self._rank
-
-    def size(self):
-        return self._size
-
-
-def params(model) -> dict:
-    return dict(tree_flatten(model.parameters()))
 
 
 def recipes() -> dict:

@@ -13,20 +13,9 @@ from mlx.nn.layers.distributed import _split, shard_linear
 from mlx.utils import tree_unflatten
 
 import mlx_fused_init as mfi
-from conftest import MLX_LM_MISSING, params
+from conftest import MLX_LM_MISSING, Rank, params
 
 KEY = mx.random.key(23)
-
-
-class Rank:
-    def __init__(self, rank, size):
-        self._rank, self._size = rank, size
-
-    def rank(self):
-        return self._rank
-
-    def size(self):
-        return self._size
 
 
 class MLP(nn.Module):

@@ -11,7 +11,7 @@ import pytest
 from mlx.nn.layers.distributed import shard_inplace, shard_linear
 
 import mlx_fused_init as mfi
-from conftest import MLX_LM_MISSING, params
+from conftest import MLX_LM_MISSING, Rank, params
 from sharding_rules import moe_rules
 
 mlx_lm_models = pytest.importorskip(
@@ -20,20 +20,6 @@ MODELS = mlx_lm_models.MODELS
 
 KEY = mx.random.key(11)
 EVERYTHING = lambda path, module, param: True  # noqa: E731  biases and norms too
-
-
-class Rank:
-    """A stand-in for mx.distributed.Group: rank() and size() are all that
-    MLX's and mlx-lm's sharding code asks of a group."""
-
-    def __init__(self, rank, size):
-        self._rank, self._size = rank, size
-
-    def rank(self):
-        return self._rank
-
-    def size(self):
-        return self._size
 
 
 def expected_shards(make, init, rank, size):

@@ -20,6 +20,10 @@
 #include <string>
 #include <vector>
 
+// The output buffer between canary guards (shared with the portable
+// kernels' drivers).
+#include "../shim_common/guarded.h"
+
 // The shim, after every standard header (it defines `device`, `constant`
 // and `thread`) and before anything that includes fused_init_math.h, so
 // that the header takes its Metal branch everywhere in this file.
@@ -90,50 +94,6 @@ void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
   }
 }
 
-// An output buffer with kGuard canary bytes on each side. Large enough for
-// a whole stray vec<T, 4> store and then some; ASan (tests/sanitize.sh)
-// covers anything farther away.
-class Guarded {
- public:
-  static constexpr size_t kGuard = 256;
-
-  explicit Guarded(size_t bytes) : bytes_(bytes), buf_(bytes + 2 * kGuard) {
-    for (size_t i = 0; i < buf_.size(); ++i) {
-      buf_[i] = canary(i);
-    }
-  }
-  void* data() {
-    return buf_.data() + kGuard;  // 16-byte aligned, as vector<T, 4> stores need
-  }
-  // Throws when a guard byte changed; names the first one.
-  void check() const {
-    for (size_t i = 0; i < kGuard; ++i) {
-      if (buf_[kGuard - 1 - i] != canary(kGuard - 1 - i)) {
-        throw std::runtime_error("out-of-bounds write: byte " + std::to_string(i + 1) +
-                                 " before the output changed");
-      }
-      size_t j = kGuard + bytes_ + i;
-      if (buf_[j] != canary(j)) {
-        throw std::runtime_error("out-of-bounds write: byte " + std::to_string(i) +
-                                 " after the end of the output (" + std::to_string(bytes_) +
-                                 " bytes) changed");
-      }
-    }
-  }
-  void copy_to(void* out) const {
-    std::memcpy(out, buf_.data() + kGuard, bytes_);
-  }
-
- private:
-  // Not one repeated byte: a stray store of any value is unlikely to
-  // reproduce it.
-  static unsigned char canary(size_t i) {
-    return static_cast<unsigned char>(0xA5u ^ (i * 37u) ^ (i >> 8));
-  }
-  size_t bytes_;
-  std::vector<unsigned char> buf_;
-};
-
 size_t item_size(mfi::OutType t) {
   return t == mfi::OutType::Float32 ? 4 : 2;
 }
@@ -182,7 +142,7 @@ int mfi_shim_fused_init(
     extent.resize(std::max<size_t>(1, extent.size()), 1);
     stride.resize(std::max<size_t>(1, stride.size()), 0);
     mfi::DispatchPlan plan = mfi::plan_fused_init(params.size, max_group);
-    Guarded buffer(static_cast<size_t>(params.size) * item_size(type));
+    mfi_shim::Guarded buffer(static_cast<size_t>(params.size) * item_size(type));
     it->second(buffer.data(), params, extent.data(), stride.data(), key, plan);
     buffer.check();
     buffer.copy_to(out);
@@ -242,7 +202,7 @@ int mfi_shim_philox(const uint32_t* counters, const uint32_t* key, int32_t key_s
                     uint32_t rows, uint64_t max_group, uint32_t* out, char* err, int err_len) {
   try {
     mfi::DispatchPlan plan = mfi::plan_philox(rows, max_group);
-    Guarded buffer(static_cast<size_t>(rows) * 4 * sizeof(uint32_t));
+    mfi_shim::Guarded buffer(static_cast<size_t>(rows) * 4 * sizeof(uint32_t));
     auto* o = static_cast<uint32_t*>(buffer.data());
     uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
     for (uint64_t g = 0; g < groups; ++g) {

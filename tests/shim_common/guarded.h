@@ -1,6 +1,7 @@
-// An output buffer between two guard regions of canary bytes, for the
-// drivers of the portable kernels' shims (tests/metal_shim/portable_driver.cpp,
-// tests/cuda_shim/driver.cpp); the same scheme as tests/metal_shim/driver.cpp.
+// An output buffer between two guard regions of canary bytes, for every
+// shim driver (tests/metal_shim/driver.cpp, tests/metal_shim/portable_driver.cpp,
+// tests/cuda_shim/driver.cpp). Large enough for a whole stray vec<T, 4>
+// store and then some; ASan (tests/sanitize.sh) covers anything farther away.
 // The output itself starts filled with canary bytes too, as MLX leaves a
 // kernel's output uninitialized: an element no thread writes shows up as a
 // mismatch with the CPU path; a write outside the output as an error here.
