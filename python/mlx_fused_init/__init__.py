@@ -45,6 +45,7 @@ from .constant import constant, ones, zeros  # noqa: E402
 from .model import init_model, param_subsequence, stacked_expert_layers  # noqa: E402
 from .sharding import init_sharded, shard, shard_ranges  # noqa: E402
 from .truncated import truncated_normal, variance_scaling  # noqa: E402
+from .perturb import perturb  # noqa: E402
 from . import recipes  # noqa: E402
 
 __version__ = "0.1.0"
@@ -66,6 +67,7 @@ __all__ = [
     "num_threads",
     "ones",
     "param_subsequence",
+    "perturb",
     "recipes",
     "philox4x32_10",
     "set_cpu_kernel",
