@@ -96,6 +96,41 @@ kind 1 uniform on [low, high) (low and high rounded to dtype, as MLX does),
 kind 3 normal with mean shift and std scale truncated to [low, high].)");
 
   m.def(
+      "fused_perturb",
+      [](const mfi::mx::array& key,
+         const mfi::mx::array& w,
+         float scale,
+         float weight_scale,
+         uint64_t subsequence,
+         std::optional<std::vector<int64_t>> full_shape,
+         std::optional<std::vector<int64_t>> start,
+         const std::string& name,
+         StreamArg s) {
+        mfi::OutType type = mfi::checked_out_type(w.dtype(), name);
+        mfi::check_key(key, name);
+        mfi::InitSpec spec = mfi::make_spec(
+            std::vector<int64_t>(w.shape().begin(), w.shape().end()), type, mfi::kPerturb,
+            scale, weight_scale, std::nullopt, std::nullopt, subsequence,
+            std::move(full_shape), std::move(start), name);
+        return mfi::fused_perturb(key, w, std::move(spec), name, to_mlx(s));
+      },
+      "key"_a,
+      "w"_a,
+      nb::kw_only(),
+      "scale"_a,
+      "weight_scale"_a = 1.0f,
+      "subsequence"_a = 0,
+      "full_shape"_a = nb::none(),
+      "start"_a = nb::none(),
+      "name"_a = "perturb",
+      "stream"_a = nb::none(),
+      R"(Low-level fused perturbation node (use mlx_fused_init.perturb instead).
+
+fma(scale, z, w * weight_scale) per element in float32, rounded to w's
+dtype, z the normal(0, 1) stream of docs/spec.md section 3 for the key,
+subsequence and window; written over w's buffer when MLX may donate it.)");
+
+  m.def(
       "philox4x32_10",
       [](const mfi::mx::array& counters, const mfi::mx::array& key, StreamArg s) {
         return mfi::philox4x32_10(counters, key, to_mlx(s));

@@ -3,8 +3,10 @@
 #include <sys/mman.h>
 #endif
 
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
@@ -50,13 +52,41 @@ void allocate(mx::array& out, const char* name) {
   }
 }
 
+// A strided (or broadcast) w, gathered into the row-major out: the
+// perturbation then reads and writes out in place.
+void gather(const uint8_t* src, const mx::Shape& shape, const mx::Strides& strides,
+            size_t itemsize, uint8_t* dst) {
+  const int nd = static_cast<int>(shape.size());
+  int64_t n = 1;
+  for (int d : shape) {
+    n *= d;
+  }
+  std::vector<int64_t> idx(nd, 0);
+  int64_t off = 0;  // in elements, the offset of idx
+  for (int64_t e = 0; e < n; ++e) {
+    std::memcpy(dst + e * itemsize, src + off * static_cast<int64_t>(itemsize), itemsize);
+    for (int d = nd - 1; d >= 0; --d) {
+      if (++idx[d] < shape[d]) {
+        off += strides[d];
+        break;
+      }
+      off -= strides[d] * (shape[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
 } // namespace
 
 void FusedInit::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
   const mx::array& key = inputs[0];
-  allocate(out, "FusedInit");
   auto& encoder = mx::cpu::get_command_encoder(stream());
   encoder.set_input_array(key);
+  if (inputs.size() == 2) {
+    eval_perturb_cpu(inputs, out);
+    return;
+  }
+  allocate(out, "FusedInit");
   encoder.set_output_array(out);
   // The key's values are read inside the task: the task that computes them
   // may itself still be queued on this stream.
@@ -69,6 +99,42 @@ void FusedInit::eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
     RunLayout layout = make_run_layout(spec.full_shape, spec.start, spec.shape);
     advise_huge_pages(out_ptr, static_cast<size_t>(layout.size()) * out_type_size(spec.dtype));
     cpu::fill_all(stream_params(spec, k0, k1), layout, spec.dtype, out_ptr);
+  });
+}
+
+// The perturbation: out = fma(scale, z, w * w_scale), written over w's own
+// buffer when MLX may donate it (nothing else refers to w), so that
+// `w = perturb(w, ...)` in a loop does not grow memory.
+void FusedInit::eval_perturb_cpu(const std::vector<mx::array>& inputs, mx::array& out) {
+  const mx::array& key = inputs[0];
+  const mx::array& w = inputs[1];
+  auto& encoder = mx::cpu::get_command_encoder(stream());
+  const bool contiguous = w.flags().row_contiguous;
+  if (contiguous && w.is_donatable() && w.itemsize() == out.itemsize()) {
+    out.copy_shared_buffer(w);
+  } else {
+    allocate(out, "FusedInit");
+  }
+  encoder.set_input_array(w);
+  encoder.set_output_array(out);
+  encoder.dispatch([key_ptr = key.data<uint32_t>(),
+                    key_stride = key.strides()[0],
+                    w_ptr = w.data<uint8_t>(),
+                    contiguous,
+                    shape = w.shape(),
+                    strides = w.strides(),
+                    itemsize = w.itemsize(),
+                    out_ptr = out.data<uint8_t>(),
+                    spec = spec_]() {
+    uint32_t k0 = key_ptr[0];
+    uint32_t k1 = key_ptr[key_stride];
+    const uint8_t* in = w_ptr;
+    if (!contiguous) {
+      gather(w_ptr, shape, strides, itemsize, out_ptr);
+      in = out_ptr;
+    }
+    RunLayout layout = make_run_layout(spec.full_shape, spec.start, spec.shape);
+    cpu::fill_all(stream_params(spec, k0, k1), layout, spec.dtype, out_ptr, in);
   });
 }
 

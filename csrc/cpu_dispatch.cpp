@@ -140,7 +140,8 @@ int num_threads() {
   return n > 0 ? n : default_threads();
 }
 
-void fill_all(const StreamParams& p, const RunLayout& layout, OutType type, void* out) {
+void fill_all(const StreamParams& p, const RunLayout& layout, OutType type, void* out,
+              const void* in) {
   const int64_t total = layout.size();
   if (total == 0) {
     return;
@@ -148,11 +149,11 @@ void fill_all(const StreamParams& p, const RunLayout& layout, OutType type, void
   FillFn fn = current_kernel()->fn;
   const SplitPlan plan = plan_split(total, num_threads());
   if (plan.threads <= 1) {
-    fn(p, layout, type, 0, total, out);
+    fn(p, layout, type, 0, total, out, in);
     return;
   }
   run_split(plan, total, fill_qos(), [&](int64_t e0, int64_t e1) {
-    fn(p, layout, type, e0, e1, out);
+    fn(p, layout, type, e0, e1, out, in);
   });
 }
 

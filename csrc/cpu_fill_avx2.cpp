@@ -3,6 +3,7 @@
 // (philox_avx2.h); the transform, conversions and stores are the shared,
 // auto-vectorized code.
 #include <algorithm>
+#include <type_traits>
 
 #include "cpu_fill.h"
 #include "fused_init_math.h"

@@ -5,6 +5,7 @@
 // cannot derive from the portable mulhi() (see there); the transform, the
 // conversions and the stores are the shared, auto-vectorized code.
 #include <algorithm>
+#include <type_traits>
 
 #include "cpu_fill.h"
 #include "fused_init_math.h"

@@ -13,24 +13,48 @@ struct Store<OutType::Float32> {
   using type = float;
   static constexpr uint32_t grid = mfi::kGridFloat32;
   static MFI_INLINE float conv(float v) { return v; }
+  static MFI_INLINE float load(float v) { return v; }
 };
 template <>
 struct Store<OutType::Float16> {
   using type = uint16_t;
   static constexpr uint32_t grid = mfi::kGridFloat16;
   static MFI_INLINE uint16_t conv(float v) { return mfi::f32_to_f16_bits(v); }
+  static MFI_INLINE float load(uint16_t v) { return mfi::f16_bits_to_f32(v); }
 };
 template <>
 struct Store<OutType::BFloat16> {
   using type = uint16_t;
   static constexpr uint32_t grid = mfi::kGridBFloat16;
   static MFI_INLINE uint16_t conv(float v) { return mfi::f32_to_bf16_bits(v); }
+  static MFI_INLINE float load(uint16_t v) { return mfi::bf16_bits_to_f32(v); }
 };
 
-// Stream elements [i0, i0 + n) into out[0 .. n).
+// Output element j from stream value v: the value itself, or for a
+// perturbation, perturb_value of it and input element j (read before the
+// same thread writes out[j], so in may be out).
 template <OutType T, int Variant>
-void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::type* out) {
+struct Finish {
+  using V = typename Store<T>::type;
+  static MFI_INLINE V apply(float v, const V*, uint64_t, float, float) {
+    return Store<T>::conv(v);
+  }
+};
+template <OutType T>
+struct Finish<T, mfi::kPerturb> {
+  using V = typename Store<T>::type;
+  static MFI_INLINE V apply(float z, const V* in, uint64_t j, float scale, float w_scale) {
+    return Store<T>::conv(mfi::perturb_value(z, Store<T>::load(in[j]), scale, w_scale));
+  }
+};
+
+// Stream elements [i0, i0 + n) into out[0 .. n); a perturbation reads
+// in[0 .. n).
+template <OutType T, int Variant>
+void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::type* out,
+              const typename Store<T>::type* in) {
   using S = Store<T>;
+  using F = Finish<T, Variant>;
   const uint32_t k0 = p.k0, k1 = p.k1;
   const uint32_t q_lo = static_cast<uint32_t>(p.subsequence);
   const uint32_t q_hi = static_cast<uint32_t>(p.subsequence >> 32);
@@ -44,7 +68,8 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
         static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32), q_lo, q_hi, k0, k1);
     mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper, tr, S::grid);
     for (uint64_t i = from; i < to; ++i) {
-      out[i - i0] = S::conv(mfi::quad_lane(v, static_cast<uint32_t>(i & 3)));
+      out[i - i0] = F::apply(mfi::quad_lane(v, static_cast<uint32_t>(i & 3)), in, i - i0,
+                             scale, shift);
     }
   };
 
@@ -61,9 +86,12 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
   // vectorized loop runs on 32-bit lanes only. Each lane goes to its own
   // array first: GCC vectorizes four contiguous stores, not one store of
   // four interleaved lanes; the interleaving copy is cheap next to Philox.
+  // A perturbation keeps the tile's z in float32 until it meets w.
   constexpr uint32_t kTile = 256;
+  constexpr bool kPerturb = Variant == mfi::kPerturb;
   using V = typename S::type;
-  alignas(64) V t0[kTile], t1[kTile], t2[kTile], t3[kTile];
+  using TileT = std::conditional_t<kPerturb, float, V>;
+  alignas(64) TileT t0[kTile], t1[kTile], t2[kTile], t3[kTile];
 #if defined(MFI_PHILOX_BLOCKS)
   // This build computes a tile's Philox words with its own routine (see
   // cpu_fill_avx512.cpp); the transform stays the shared code below.
@@ -86,17 +114,34 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
       mfi::Block x = mfi::stream_block(lo0 + j, hi, q_lo, q_hi, k0, k1);
 #endif
       mfi::Quad v = mfi::transform_block(Variant, x, scale, shift, upper, tr, S::grid);
-      t0[j] = S::conv(v.v0);
-      t1[j] = S::conv(v.v1);
-      t2[j] = S::conv(v.v2);
-      t3[j] = S::conv(v.v3);
+      if constexpr (kPerturb) {
+        t0[j] = v.v0;
+        t1[j] = v.v1;
+        t2[j] = v.v2;
+        t3[j] = v.v3;
+      } else {
+        t0[j] = S::conv(v.v0);
+        t1[j] = S::conv(v.v1);
+        t2[j] = S::conv(v.v2);
+        t3[j] = S::conv(v.v3);
+      }
     }
     V* dst = out + ((b << 2) - i0);
-    for (uint32_t j = 0; j < count; ++j) {
-      dst[4 * j + 0] = t0[j];
-      dst[4 * j + 1] = t1[j];
-      dst[4 * j + 2] = t2[j];
-      dst[4 * j + 3] = t3[j];
+    if constexpr (kPerturb) {
+      const V* src = in + ((b << 2) - i0);
+      for (uint32_t j = 0; j < count; ++j) {
+        dst[4 * j + 0] = F::apply(t0[j], src, 4 * j + 0, scale, shift);
+        dst[4 * j + 1] = F::apply(t1[j], src, 4 * j + 1, scale, shift);
+        dst[4 * j + 2] = F::apply(t2[j], src, 4 * j + 2, scale, shift);
+        dst[4 * j + 3] = F::apply(t3[j], src, 4 * j + 3, scale, shift);
+      }
+    } else {
+      for (uint32_t j = 0; j < count; ++j) {
+        dst[4 * j + 0] = t0[j];
+        dst[4 * j + 1] = t1[j];
+        dst[4 * j + 2] = t2[j];
+        dst[4 * j + 3] = t3[j];
+      }
     }
     b += count;
   }
@@ -106,45 +151,53 @@ void fill_run(const StreamParams& p, uint64_t i0, int64_t n, typename Store<T>::
 }
 
 template <OutType T, int Variant>
-void fill_typed(const StreamParams& p, const RunLayout& layout, int64_t e0, int64_t e1, void* out_v) {
-  auto* out = static_cast<typename Store<T>::type*>(out_v);
+void fill_typed(const StreamParams& p, const RunLayout& layout, int64_t e0, int64_t e1,
+                void* out_v, const void* in_v) {
+  using V = typename Store<T>::type;
+  auto* out = static_cast<V*>(out_v);
+  const auto* in = static_cast<const V*>(in_v);
   const int64_t L = layout.run_length;
   int64_t e = e0;
   while (e < e1) {
     int64_t run = e / L;
     int64_t off = e % L;
     int64_t n = std::min(L - off, e1 - e);
-    fill_run<T, Variant>(p, layout.run_origin(run) + static_cast<uint64_t>(off), n, out + e);
+    fill_run<T, Variant>(p, layout.run_origin(run) + static_cast<uint64_t>(off), n, out + e,
+                         in ? in + e : nullptr);
     e += n;
   }
 }
 
 template <OutType T>
-void fill_variant(const StreamParams& p, const RunLayout& layout, int64_t e0, int64_t e1, void* out) {
+void fill_variant(const StreamParams& p, const RunLayout& layout, int64_t e0, int64_t e1,
+                  void* out, const void* in) {
   switch (mfi::transform_variant(p.kind, p.shift)) {
     case mfi::kUniform:
-      return fill_typed<T, mfi::kUniform>(p, layout, e0, e1, out);
+      return fill_typed<T, mfi::kUniform>(p, layout, e0, e1, out, in);
     case mfi::kShiftedNormal:
-      return fill_typed<T, mfi::kShiftedNormal>(p, layout, e0, e1, out);
+      return fill_typed<T, mfi::kShiftedNormal>(p, layout, e0, e1, out, in);
     case mfi::kTruncatedNormal:
-      return fill_typed<T, mfi::kTruncatedNormal>(p, layout, e0, e1, out);
+      return fill_typed<T, mfi::kTruncatedNormal>(p, layout, e0, e1, out, in);
+    case mfi::kPerturb:
+      return fill_typed<T, mfi::kPerturb>(p, layout, e0, e1, out, in);
     default:
-      return fill_typed<T, mfi::kNormal>(p, layout, e0, e1, out);
+      return fill_typed<T, mfi::kNormal>(p, layout, e0, e1, out, in);
   }
 }
 
 } // namespace
 
-void fill(const StreamParams& p, const RunLayout& layout, OutType type, int64_t e0, int64_t e1, void* out) {
+void fill(const StreamParams& p, const RunLayout& layout, OutType type, int64_t e0, int64_t e1,
+          void* out, const void* in) {
   if (e1 <= e0) {
     return;
   }
   switch (type) {
     case OutType::Float32:
-      return fill_variant<OutType::Float32>(p, layout, e0, e1, out);
+      return fill_variant<OutType::Float32>(p, layout, e0, e1, out, in);
     case OutType::Float16:
-      return fill_variant<OutType::Float16>(p, layout, e0, e1, out);
+      return fill_variant<OutType::Float16>(p, layout, e0, e1, out, in);
     case OutType::BFloat16:
-      return fill_variant<OutType::BFloat16>(p, layout, e0, e1, out);
+      return fill_variant<OutType::BFloat16>(p, layout, e0, e1, out, in);
   }
 }

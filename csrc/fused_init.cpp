@@ -108,6 +108,31 @@ mx::array fused_init(
       {gpu_key(key, stream)});
 }
 
+mx::array fused_perturb(
+    const mx::array& key,
+    const mx::array& w,
+    InitSpec spec,
+    const std::string& name,
+    mx::StreamOrDevice s) {
+  check_key(key, name);
+  if (spec.kind != kPerturb || mlx_dtype(spec.dtype) != w.dtype() ||
+      mx::Shape(spec.shape.begin(), spec.shape.end()) != w.shape()) {
+    fail(name, "internal error: the perturbation's spec does not describe w.");
+  }
+  check_spec(spec, name);
+  mx::Stream stream = checked_stream(s, name);
+  if (stream.device == mx::Device::gpu) {
+    check_gpu_limits(spec, name);
+  }
+  // The GPU kernels read w as one row-major run (Contiguous shares the
+  // buffer of a w that already is); the CPU path gathers a strided w itself.
+  mx::array in = stream.device == mx::Device::gpu ? mx::contiguous(w, false, stream) : w;
+  return mx::array(
+      w.shape(),
+      w.dtype(),
+      std::make_shared<FusedInit>(stream, std::move(spec)),
+      {gpu_key(key, stream), std::move(in)});
+}
 
 mx::array philox4x32_10(
     const mx::array& counters,
@@ -150,6 +175,41 @@ std::vector<mx::array> RandomPrimitive::vjp(
   std::vector<mx::array> out;
   for (int i : argnums) {
     out.push_back(mx::zeros_like(primals[i], stream()));
+  }
+  return out;
+}
+
+// The perturbation is w * w_scale + noise: derivative w_scale in w, zero
+// in the key. The other kinds have only the key.
+std::vector<mx::array> FusedInit::jvp(
+    const std::vector<mx::array>& primals,
+    const std::vector<mx::array>& tangents,
+    const std::vector<int>& argnums) {
+  mx::array out = mx::zeros(output_shapes(primals)[0], output_dtype(), stream());
+  for (size_t i = 0; i < argnums.size(); ++i) {
+    if (argnums[i] == 1) {
+      mx::array t = mx::astype(tangents[i], output_dtype(), stream());
+      out = spec_.shift == 1.0f ? t : mx::multiply(t, mx::array(spec_.shift, output_dtype()), stream());
+    }
+  }
+  return {out};
+}
+
+std::vector<mx::array> FusedInit::vjp(
+    const std::vector<mx::array>& primals,
+    const std::vector<mx::array>& cotangents,
+    const std::vector<int>& argnums,
+    const std::vector<mx::array>&) {
+  std::vector<mx::array> out;
+  for (int i : argnums) {
+    if (i == 1) {
+      const mx::array& c = cotangents[0];
+      out.push_back(spec_.shift == 1.0f
+                        ? c
+                        : mx::multiply(c, mx::array(spec_.shift, c.dtype()), stream()));
+    } else {
+      out.push_back(mx::zeros_like(primals[i], stream()));
+    }
   }
   return out;
 }

@@ -14,6 +14,7 @@
 #include "mlx/utils.h"
 
 #include "fill_job.h"
+#include "fused_init_math.h"
 #include "init_spec.h"
 
 namespace mfi {
@@ -34,6 +35,18 @@ void check_key(const mx::array& key, const std::string& name);
 // std::runtime_error for a stream this build cannot run on.
 mx::array fused_init(
     const mx::array& key,
+    InitSpec spec,
+    const std::string& name,
+    mx::StreamOrDevice s = {});
+
+// The perturbation of w (float32, float16 or bfloat16, any shape and
+// strides) by the normal(0, 1) stream of the window in spec (kind
+// kPerturb, shape w's, dtype w's; scale the noise's factor, shift w's):
+// fma(scale, z, w * shift) per element, rounded to w's dtype. Evaluation
+// writes into w's buffer when MLX may donate it (no other reference).
+mx::array fused_perturb(
+    const mx::array& key,
+    const mx::array& w,
     InitSpec spec,
     const std::string& name,
     mx::StreamOrDevice s = {});
@@ -77,16 +90,28 @@ class RandomPrimitive : public mx::UnaryPrimitive {
   virtual mx::Dtype output_dtype() const = 0;
 };
 
+// Inputs: the key, and for a perturbation (kind kPerturb) the weight w,
+// through which the output moves with derivative w's factor (spec.shift).
 class FusedInit : public RandomPrimitive {
  public:
   FusedInit(mx::Stream stream, InitSpec spec)
       : RandomPrimitive(stream), spec_(std::move(spec)) {}
 
+  std::vector<mx::array> jvp(
+      const std::vector<mx::array>& primals,
+      const std::vector<mx::array>& tangents,
+      const std::vector<int>& argnums) override;
+  std::vector<mx::array> vjp(
+      const std::vector<mx::array>& primals,
+      const std::vector<mx::array>& cotangents,
+      const std::vector<int>& argnums,
+      const std::vector<mx::array>& outputs) override;
+
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override;
   void eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) override;
 
   const char* name() const override {
-    return "FusedInit";
+    return spec_.kind == kPerturb ? "FusedPerturb" : "FusedInit";
   }
   // Compile's CSE merges equivalent nodes with the same inputs without
   // looking at their shapes or dtypes, so this compares everything.
@@ -99,6 +124,8 @@ class FusedInit : public RandomPrimitive {
   }
 
  private:
+  void eval_perturb_cpu(const std::vector<mx::array>& inputs, mx::array& out);
+
   InitSpec spec_;
 };
 

@@ -404,7 +404,8 @@ bool InitSpec::operator==(const InitSpec& o) const {
 }
 
 void check_spec(InitSpec& spec, const std::string& name) {
-  if (spec.kind != kNormal && spec.kind != kUniform && spec.kind != kTruncatedNormal) {
+  if (spec.kind != kNormal && spec.kind != kUniform && spec.kind != kTruncatedNormal &&
+      spec.kind != kPerturb) {
     fail(name, "unknown transform kind " + std::to_string(spec.kind) + ".");
   }
   if (spec.kind == kUniform && !(spec.upper >= spec.shift)) {
@@ -460,7 +461,10 @@ void check_spec(InitSpec& spec, const std::string& name) {
     fail(name, os.str());
   }
   // Refuse rather than hand back infinities (float16 saturates at 65504).
-  double biggest = spec.kind == kNormal
+  // A perturbation's values depend on its input: like MLX's own w + s * z,
+  // it overflows only where that sum does.
+  double biggest = spec.kind == kPerturb ? 0.0
+      : spec.kind == kNormal
       ? std::fabs(double(spec.shift)) + std::fabs(double(spec.scale)) * kMaxAbsZ
       : spec.kind == kTruncatedNormal  // clamped to values of the dtype
       ? std::fmax(std::fabs(double(spec.lower)), std::fabs(double(spec.upper)))

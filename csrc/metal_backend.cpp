@@ -90,7 +90,15 @@ void FusedInit::eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) {
   const mx::array& key = inputs[0];
   auto& s = stream();
   auto& d = mx::metal::device(s.device);
-  out.set_data(mx::allocator::malloc(out.nbytes()));
+  // A perturbation writes over w's buffer when MLX may donate it (the op
+  // made w row-contiguous for GPU streams).
+  const bool perturb = inputs.size() == 2;
+  if (perturb && inputs[1].is_donatable() && inputs[1].flags().row_contiguous &&
+      inputs[1].itemsize() == out.itemsize()) {
+    out.copy_shared_buffer(inputs[1]);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
   if (out.size() == 0) {
     return;
   }
@@ -108,6 +116,9 @@ void FusedInit::eval_gpu(const std::vector<mx::array>& inputs, mx::array& out) {
   enc.set_vector_bytes(layout.outer_extent, 2);
   enc.set_vector_bytes(layout.outer_stride, 3);
   enc.set_input_array(key, 4);
+  if (perturb) {
+    enc.set_input_array(inputs[1], 5);
+  }
   DispatchPlan plan = plan_fused_init(params.size, pipeline->maxTotalThreadsPerThreadgroup());
   enc.dispatch_threads(MTL::Size(plan.threads, 1, 1), MTL::Size(plan.group, 1, 1));
 }

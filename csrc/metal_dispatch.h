@@ -26,10 +26,13 @@ constexpr uint32_t kMaxMetalOuterDims = 16;
 constexpr uint64_t kMaxMetalElements = 4 * static_cast<uint64_t>(UINT32_MAX);
 
 inline std::string metal_kernel_name(OutType type, int variant) {
-  std::string name = "fused_init_";
+  std::string name = variant == kPerturb ? "fused_perturb_" : "fused_init_";
   name += type == OutType::Float16 ? "float16"
       : type == OutType::BFloat16  ? "bfloat16"
                                    : "float32";
+  if (variant == kPerturb) {
+    return name;
+  }
   name += variant == kUniform ? "_uniform"
       : variant == kShiftedNormal ? "_shifted_normal"
       : variant == kTruncatedNormal ? "_truncated_normal"

@@ -34,18 +34,20 @@ mfi::OutType out_type(int code) {
   return static_cast<mfi::OutType>(code);
 }
 
-// A writable, C-contiguous buffer of exactly `bytes` bytes, held for the
-// lifetime of this object.
+// A C-contiguous buffer of exactly `bytes` bytes (writable unless asked
+// otherwise), held for the lifetime of this object.
 class WritableBuffer {
  public:
-  WritableBuffer(nb::handle obj, size_t bytes, const std::string& name) {
-    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_WRITABLE | PyBUF_STRIDES) != 0) {
+  WritableBuffer(nb::handle obj, size_t bytes, const std::string& name,
+                 const char* what = "output", bool writable = true) {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, (writable ? PyBUF_WRITABLE : 0) | PyBUF_STRIDES) !=
+        0) {
       throw nb::python_error();
     }
     held_ = true;
     if (!PyBuffer_IsContiguous(&view_, 'C') || static_cast<size_t>(view_.len) != bytes) {
       throw std::invalid_argument(
-          "[" + name + "] the output buffer must be C-contiguous and hold " +
+          "[" + name + "] the " + what + " buffer must be C-contiguous and hold " +
           std::to_string(bytes) + " bytes, but it holds " + std::to_string(view_.len) + ".");
     }
   }
@@ -116,24 +118,34 @@ NB_MODULE(_kernels, m) {
          int kind, float scale, float shift, std::optional<double> low,
          std::optional<double> high, uint64_t subsequence,
          std::optional<std::vector<int64_t>> full_shape,
-         std::optional<std::vector<int64_t>> start, const std::string& name) {
+         std::optional<std::vector<int64_t>> start, const std::string& name,
+         nb::handle w) {
         mfi::InitSpec spec = spec_from(std::move(shape), dtype, kind, scale, shift, low, high,
                                        subsequence, std::move(full_shape), std::move(start),
                                        name);
+        if ((spec.kind == mfi::kPerturb) != !w.is_none()) {
+          throw std::invalid_argument("[" + name + "] w= is given exactly for a perturbation.");
+        }
         mfi::RunLayout layout = mfi::make_run_layout(spec.full_shape, spec.start, spec.shape);
         size_t bytes = static_cast<size_t>(layout.size()) * mfi::out_type_size(spec.dtype);
         WritableBuffer buf(out, bytes, name);
+        std::optional<WritableBuffer> in;
+        if (!w.is_none()) {
+          in.emplace(w, bytes, name, "input", false);
+        }
         mfi::StreamParams sp = mfi::stream_params(spec, k0, k1);
         nb::gil_scoped_release release;
-        mfi::cpu::fill_all(sp, layout, spec.dtype, buf.data());
+        mfi::cpu::fill_all(sp, layout, spec.dtype, buf.data(), in ? in->data() : nullptr);
       },
       "out"_a, "k0"_a, "k1"_a, "shape"_a, "dtype"_a, nb::kw_only(), "kind"_a,
       "scale"_a = 1.0f, "shift"_a = 0.0f, "low"_a = nb::none(), "high"_a = nb::none(),
       "subsequence"_a = 0, "full_shape"_a = nb::none(), "start"_a = nb::none(),
-      "name"_a = "fused_init",
+      "name"_a = "fused_init", "w"_a = nb::none(),
       "Validate a draw and write it into out (a writable C-contiguous buffer of exactly "
       "the output's bytes: float32, or 16-bit patterns for float16/bfloat16), with the "
-      "selected CPU kernel and threads. The GIL is released while it runs.");
+      "selected CPU kernel and threads. A perturbation (kind 4) reads w, a C-contiguous "
+      "buffer of the same type and size (it may be out itself). The GIL is released "
+      "while it runs.");
 
   m.def(
       "philox",

@@ -25,6 +25,21 @@ template <typename T, int Variant>
   mfi::fill_group<Variant>(out, &p, extent, stride, key[0], key[p.key_stride], uint64_t(gid));
 }
 
+// The perturbation out = fma(scale, z, w * w_scale) of w (row-major, T;
+// in may be out's own buffer when MLX donated it).
+template <typename T>
+[[kernel]] void fused_perturb(
+    device T* out [[buffer(0)]],
+    constant mfi::MetalParams& p [[buffer(1)]],
+    constant int64_t* extent [[buffer(2)]],
+    constant uint64_t* stride [[buffer(3)]],
+    const device uint32_t* key [[buffer(4)]],
+    const device T* in [[buffer(5)]],
+    uint gid [[thread_position_in_grid]]) {
+  // 4: mfi::kPerturb, spelled as the instantiations below spell variants.
+  mfi::fill_group<4>(out, in, &p, extent, stride, key[0], key[p.key_stride], uint64_t(gid));
+}
+
 // Raw Philox4x32-10 blocks: one thread per (contiguous) counter row.
 [[kernel]] void philox4x32_10_blocks(
     device uint32_t* out [[buffer(0)]],
@@ -76,3 +91,21 @@ template <typename T, int Variant>
 MFI_INSTANTIATE_VARIANTS(float32, float)
 MFI_INSTANTIATE_VARIANTS(float16, half)
 MFI_INSTANTIATE_VARIANTS(bfloat16, bfloat)
+
+// fused_perturb_<dtype> (mfi::metal_kernel_name with variant kPerturb).
+#ifndef MFI_INSTANTIATE_FUSED_PERTURB
+#define MFI_INSTANTIATE_FUSED_PERTURB(tname, T)                          \
+  template [[host_name("fused_perturb_" #tname)]] [[kernel]] void      \
+  fused_perturb<T>(                                                    \
+      device T * out [[buffer(0)]],                                    \
+      constant mfi::MetalParams & p [[buffer(1)]],                     \
+      constant int64_t * extent [[buffer(2)]],                         \
+      constant uint64_t * stride [[buffer(3)]],                        \
+      const device uint32_t* key [[buffer(4)]],                        \
+      const device T* in [[buffer(5)]],                                \
+      uint gid [[thread_position_in_grid]]);
+#endif
+
+MFI_INSTANTIATE_FUSED_PERTURB(float32, float)
+MFI_INSTANTIATE_FUSED_PERTURB(float16, half)
+MFI_INSTANTIATE_FUSED_PERTURB(bfloat16, bfloat)

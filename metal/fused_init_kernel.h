@@ -135,12 +135,71 @@ MFI_DEVICE_FN void store_quad(T* out, uint64_t e, Quad v) {
 }
 #endif
 
+// ------------------------------------------------- perturbation's input
+// Element e of perturb's w, as float32 (exact). I is a pointer of any
+// address space: mx.fast.metal_kernel passes an input of fewer than 8
+// elements in `constant` memory, a larger one in `device` memory.
+#if defined(__METAL_VERSION__)
+template <typename I>
+MFI_DEVICE_FN float load_one(I in, uint64_t e) {
+  return static_cast<float>(in[e]);
+}
+#else
+MFI_DEVICE_FN float load_one(const float* in, uint64_t e) {
+  return in[e];
+}
+MFI_DEVICE_FN float load_one(const __half* in, uint64_t e) {
+  return f16_bits_to_f32(reinterpret_cast<const uint16_t*>(in)[e]);
+}
+MFI_DEVICE_FN float load_one(const __nv_bfloat16* in, uint64_t e) {
+  return bf16_bits_to_f32(reinterpret_cast<const uint16_t*>(in)[e]);
+}
+#endif
+
+// A stream value of element e as stored: itself, or for a perturbation
+// (variant 4, kPerturb) perturb_value with w's element e (read before this
+// thread writes out[e]: in may be out). A class template specialized on the
+// variant, so that the draws never instantiate load_one (no `if
+// constexpr`: Metal's language predates it).
+template <int Variant>
+struct Finish {
+  template <typename I, typename P>
+  static MFI_DEVICE_FN float one(float v, I, uint64_t, P) {
+    return v;
+  }
+  template <typename I, typename P>
+  static MFI_DEVICE_FN Quad quad(Quad v, I, uint64_t, P) {
+    return v;
+  }
+};
+
+template <>
+struct Finish<4> {
+  template <typename I, typename P>
+  static MFI_DEVICE_FN float one(float z, I in, uint64_t e, P p) {
+    return perturb_value(z, load_one(in, e), p->scale, p->shift);
+  }
+  template <typename I, typename P>
+  static MFI_DEVICE_FN Quad quad(Quad v, I in, uint64_t e, P p) {
+    v.v0 = one(v.v0, in, e, p);
+    v.v1 = one(v.v1, in, e + 1, p);
+    v.v2 = one(v.v2, in, e + 2, p);
+    v.v3 = one(v.v3, in, e + 3, p);
+    return v;
+  }
+};
+#if !defined(__METAL_VERSION__)
+static_assert(kPerturb == 4, "Finish<4> is the perturbation");
+#endif
+
 // ------------------------------------------------------------- one thread
 // Output elements [4 gid, 4 gid + 4) of the draw described by p (a
 // MetalParams, fused_init_params.h), extent and stride (its RunLayout's
-// outer dimensions), with key (k0, k1).
-template <int Variant, typename T, typename P, typename E, typename S>
-MFI_DEVICE_FN void fill_group(MFI_DEVICE T* out, P p, E extent, S stride, uint32_t k0,
+// outer dimensions), with key (k0, k1). A perturbation (Variant kPerturb)
+// reads its w from in (row-major, out's type, any address space; may be
+// out); the other variants never read in.
+template <int Variant, typename T, typename I, typename P, typename E, typename S>
+MFI_DEVICE_FN void fill_group(MFI_DEVICE T* out, I in, P p, E extent, S stride, uint32_t k0,
                               uint32_t k1, uint64_t gid) {
   const uint64_t e0 = gid * 4;
   if (e0 >= p->size) {
@@ -150,7 +209,8 @@ MFI_DEVICE_FN void fill_group(MFI_DEVICE T* out, P p, E extent, S stride, uint32
   const bool whole_block = e0 + 4 <= p->size && (i0 & 3) == 0 &&
       (p->num_outer == 0 || (e0 % p->run_length) + 4 <= p->run_length);
   if (whole_block) {
-    store_quad(out, e0, stream_quad<Variant, T>(i0 >> 2, p, k0, k1));
+    store_quad(out, e0, Finish<Variant>::quad(stream_quad<Variant, T>(i0 >> 2, p, k0, k1),
+                                              in, e0, p));
     return;
   }
   uint64_t cached = ~uint64_t(0);
@@ -161,8 +221,15 @@ MFI_DEVICE_FN void fill_group(MFI_DEVICE T* out, P p, E extent, S stride, uint32
       cached = i >> 2;
       v = stream_quad<Variant, T>(cached, p, k0, k1);
     }
-    store_one(out, e0 + j, quad_lane(v, uint32_t(i & 3)));
+    store_one(out, e0 + j, Finish<Variant>::one(quad_lane(v, uint32_t(i & 3)), in, e0 + j, p));
   }
+}
+
+// The draw alone (every variant but kPerturb).
+template <int Variant, typename T, typename P, typename E, typename S>
+MFI_DEVICE_FN void fill_group(MFI_DEVICE T* out, P p, E extent, S stride, uint32_t k0,
+                              uint32_t k1, uint64_t gid) {
+  fill_group<Variant>(out, out, p, extent, stride, k0, k1, gid);
 }
 
 } // namespace mfi

@@ -360,11 +360,17 @@ MFI_INLINE Quad uniform_block(Block x, float scale, float shift, float upper, ui
 // The transforms by number, for kernels templated on it.
 MFI_CONSTANT int kShiftedNormal = 2;
 MFI_CONSTANT int kTruncatedNormal = 3;  // also a kind: truncated_normal_block
+// Also a kind: the perturbation w' = fma(scale, z, w * shift) of an input
+// w (perturb_value). The block gives the plain z (normal_block with scale
+// 1, exact: the normal(0, 1) stream); the kernel applies perturb_value to
+// each lane with the matching element of w.
+MFI_CONSTANT int kPerturb = 4;
 
 // The variant a kernel should be instantiated for.
 MFI_INLINE int transform_variant(int kind, float shift) {
   return kind == kUniform ? kUniform
       : kind == kTruncatedNormal ? kTruncatedNormal
+      : kind == kPerturb ? kPerturb
                                  : (shift != 0.0f ? kShiftedNormal : kNormal);
 }
 
@@ -372,7 +378,18 @@ MFI_INLINE Quad transform_block(int variant, Block x, float scale, float shift,
                                 float upper, uint32_t grid) {
   return variant == kUniform   ? uniform_block(x, scale, shift, upper, grid)
       : variant == kShiftedNormal ? shifted_normal_block(x, scale, shift)
+      : variant == kPerturb ? normal_block(x, 1.0f)
                                 : normal_block(x, scale);
+}
+
+// ---------------------------------------------------------- perturbation
+// One element of perturb (docs/spec.md section 3, "Perturbation"): w is the
+// input element converted to float32 (exact), z the normal(0, 1) stream's
+// element, w_scale the weight's factor (1 for a plain perturbation, which
+// makes the product exact). One rounding in the fma; the product w * w_scale
+// feeds only the fma's addend, which no compiler contracts.
+MFI_INLINE float perturb_value(float z, float w, float scale, float w_scale) {
+  return fma_(scale, z, w * w_scale);
 }
 
 MFI_INLINE float quad_lane(Quad q, uint32_t lane) {
@@ -547,6 +564,29 @@ MFI_INLINE uint16_t f32_to_f16_bits(float f) {
   h = (0x7C00u & is_inf) | (h & ~is_inf);
   h = (0x7E00u & is_nan) | (h & ~is_nan);
   return static_cast<uint16_t>(h | sign);
+}
+
+// 16-bit inputs (perturb's w) -> float32, exactly, by integer operations
+// (vectorizable, and free of any flush-to-zero mode): bfloat16 is the top
+// half of a float32; a float16 normal is rebiased (exponent + 112), a
+// subnormal is its integer mantissa times 2^-24 (exact: below 2^10), and
+// infinity and NaN keep an all-ones exponent.
+MFI_INLINE float bf16_bits_to_f32(uint16_t h) {
+  return as_float(static_cast<uint32_t>(h) << 16);
+}
+
+MFI_INLINE float f16_bits_to_f32(uint16_t h) {
+  uint32_t x = h;
+  uint32_t sign = (x & 0x8000u) << 16;
+  uint32_t a = x & 0x7FFFu;
+  uint32_t normal = (a << 13) + 0x38000000u;        // (e - 15 + 127) << 23
+  uint32_t sub = as_uint(static_cast<float>(a) * kTwoM24);  // exact
+  uint32_t special = (a << 13) | 0x7F800000u;       // infinity, NaN
+  uint32_t is_sub = 0u - static_cast<uint32_t>(a < 0x0400u);
+  uint32_t is_special = 0u - static_cast<uint32_t>(a >= 0x7C00u);
+  uint32_t m = (sub & is_sub) | (normal & ~is_sub);
+  m = (special & is_special) | (m & ~is_special);
+  return as_float(m | sign);
 }
 
 MFI_INLINE uint16_t f32_to_bf16_bits(float f) {

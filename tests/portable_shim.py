@@ -52,6 +52,13 @@ class Launch:
                    **options)
 
 
+def _host_values(x):
+    # 16-bit floats as their bits: NumPy has no bfloat16.
+    if x.dtype in (mx.float16, mx.bfloat16):
+        return np.array(mx.view(x, mx.uint16))
+    return np.array(x)
+
+
 class Recorder:
     def __init__(self, backend):
         self.backend = backend
@@ -62,7 +69,7 @@ class Recorder:
             # ensure_row_contiguous=True: MLX copies every input into a row
             # contiguous array first; the kernel sees those values.
             assert make.get("ensure_row_contiguous", True), "keys of any stride need it"
-            values = [np.ascontiguousarray(np.array(x)) for x in kw["inputs"]]
+            values = [np.ascontiguousarray(_host_values(x)) for x in kw["inputs"]]
             self.launches.append(Launch(self.backend, dict(make), dict(kw), values))
             return [mx.zeros(tuple(s), dtype=d)
                     for s, d in zip(kw["output_shapes"], kw["output_dtypes"])]

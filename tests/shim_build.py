@@ -105,6 +105,13 @@ def build_shim(out_dir: Path, cxx=None, flags=(), defines=(), tag="", source=Non
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
         ctypes.c_char_p, ctypes.c_int,
     ]
+    dll.mfi_shim_fused_perturb.restype = ctypes.c_int
+    dll.mfi_shim_fused_perturb.argtypes = [
+        ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_uint64,
+        ctypes.c_void_p, ctypes.c_int32, ctypes.c_int, ctypes.c_void_p,
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int,
+        ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+    ]
     dll.mfi_shim_registered_names.argtypes = [ctypes.c_char_p, ctypes.c_int]
     dll.mfi_shim_host_name.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     dll.mfi_shim_plan.restype = ctypes.c_int
@@ -146,6 +153,40 @@ def run_shim(dll, key, shape, dtype, kind=0, scale=1.0, shift=0.0, subsequence=0
     )
     assert rc == 0, err.value.decode()
     return out.reshape(shape)
+
+
+def bits(a: mx.array) -> np.ndarray:
+    """An MLX float array's bits, as NumPy uint32 or uint16."""
+    return np.array(mx.view(a, {mx.float32: mx.uint32}.get(a.dtype, mx.uint16)))
+
+
+def run_shim_perturb(dll, key, w, scale, w_scale=1.0, subsequence=0, full_shape=None,
+                     start=None, max_group=1024, in_place=False):
+    """The perturbation kernel through the shim: w an MLX array (its bits
+    are the kernel's input); in_place as when MLX donates w's buffer."""
+    shape = tuple(w.shape)
+    full_shape = list(full_shape or shape)
+    start = list(start or [0] * len(shape))
+    w_bits = np.ascontiguousarray(bits(w)).reshape(-1)
+    out = np.zeros_like(w_bits)
+    key_arr, key_stride = key_words(key)
+    i64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
+    f, s, sh = i64(full_shape), i64(start), i64(shape)
+    err = ctypes.create_string_buffer(256)
+    rc = dll.mfi_shim_fused_perturb(
+        OUT_TYPE[w.dtype], scale, w_scale, subsequence, key_arr.ctypes.data, key_stride,
+        len(shape), f.ctypes.data, s.ctypes.data, sh.ctypes.data, max_group,
+        w_bits.ctypes.data, int(in_place), out.ctypes.data, err, len(err))
+    assert rc == 0, err.value.decode()
+    return out.reshape(shape)
+
+
+def run_cpu_perturb(key, w, scale, w_scale=1.0, subsequence=0, full_shape=None, start=None):
+    """The installed extension's CPU perturbation, as bits."""
+    out = _ext.fused_perturb(mx.array(key, dtype=mx.uint32), w, scale=scale,
+                             weight_scale=w_scale, subsequence=subsequence,
+                             full_shape=full_shape, start=start, stream=mx.cpu)
+    return bits(out)
 
 
 def run_philox(dll, counters, key, max_group=1024):

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from mlx_fused_init._backend import ext as _ext
-from shim_build import (REPO, DTYPES, build_shim, clangxx, gxx, run_cpu, run_philox,
-                        run_shim)
+from shim_build import (REPO, DTYPES, build_shim, clangxx, gxx, run_cpu, run_cpu_perturb,
+                        run_philox, run_shim, run_shim_perturb)
 
 
 @pytest.fixture(scope="session", params=["files", "embedded"])
@@ -129,7 +129,8 @@ def test_instantiated_names_are_exactly_the_host_names(shim):
     shim.mfi_shim_registered_names(buf, len(buf))
     registered = set(buf.value.decode().split())
     host = [host_names(shim, out_type) for out_type in range(3)]
-    assert len({len(h) for h in host}) == 1 and len(host[0]) == 4  # normal, uniform, shifted and truncated normal
+    # normal, uniform, shifted and truncated normal, and the perturbation
+    assert len({len(h) for h in host}) == 1 and len(host[0]) == 5
     assert registered == {n for h in host for n in h}
 
 
@@ -287,3 +288,41 @@ def test_embedding_refuses_what_metal_would_garble(tmp_path):
                         str(tmp_path / "o.metal"), str(tmp_path / "o.cpp")],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "h.h not found" in r.stderr
+
+
+# ------------------------------------------------------------ perturbation
+def _weights(shape, dtype, seed=0):
+    # Values of every magnitude the kernel must carry through exactly,
+    # including float16 subnormals, signed zeros and large values.
+    w = mx.random.normal(shape, key=mx.random.key(seed)) * 10.0 ** mx.random.randint(
+        -9, 4, shape, key=mx.random.key(seed + 1)).astype(mx.float32)
+    flat = w.reshape(-1)
+    if flat.size >= 3:
+        flat = mx.concatenate([mx.array([-0.0, 0.0, 6e-8]), flat[3:]])
+    return flat.reshape(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (5,), (7, 13), (4, 3, 11), (1 << 12) + 3])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_perturbation_matches_cpu(shim, dtype, shape, in_place):
+    shape = shape if isinstance(shape, tuple) else (shape,)
+    w = _weights(shape, dtype)
+    for key, scale, w_scale in [(KEYS[1], 0.01, 1.0), (KEYS[2], -3.5, 0.999), (KEYS[0], 1e-3, -2.0)]:
+        np.testing.assert_array_equal(
+            run_shim_perturb(shim, key, w, scale, w_scale, in_place=in_place),
+            run_cpu_perturb(key, w, scale, w_scale), err_msg=f"key {key}")
+
+
+@pytest.mark.parametrize(
+    "full_shape, start, shape",
+    [((37, 1001), (3, 5), (30, 990)), ((6, 7, 9), (1, 2, 3), (4, 3, 5))],
+)
+def test_perturbation_windows_match_cpu(shim, full_shape, start, shape):
+    for dtype in DTYPES:
+        w = _weights(shape, dtype, seed=3)
+        got = run_shim_perturb(shim, KEYS[2], w, 0.5, subsequence=2**33 + 5,
+                               full_shape=full_shape, start=start, max_group=7)
+        want = run_cpu_perturb(KEYS[2], w, 0.5, subsequence=2**33 + 5,
+                               full_shape=list(full_shape), start=list(start))
+        np.testing.assert_array_equal(got, want)

@@ -44,11 +44,13 @@ def arm64_driver(tmp_path_factory):
     return exe
 
 
-def run_arm64(exe, isa, dtype, kind, key, scale, shift, upper, full, start, shape):
+def run_arm64(exe, isa, dtype, kind, key, scale, shift, upper, full, start, shape, w=None):
+    """w: a perturbation's input (kind 4), as bits, handed over stdin."""
     args = [QEMU, str(exe), isa, str(OUT_TYPE[dtype]), str(kind), str(key[0]), str(key[1]),
             repr(scale), repr(shift), repr(upper), str(len(shape)),
             *map(str, full), *map(str, start), *map(str, shape)]
-    out = subprocess.run(args, check=True, capture_output=True).stdout
+    stdin = None if w is None else np.ascontiguousarray(w).tobytes()
+    out = subprocess.run(args, check=True, capture_output=True, input=stdin).stdout
     return np.frombuffer(out, dtype=NP[dtype]).reshape(shape)
 
 
@@ -80,4 +82,21 @@ def test_neon_and_scalar_on_arm64_match_x86(arm64_driver, dtype, transform):
             kind = 0
         for isa in ("neon", "scalar"):
             got = run_arm64(arm64_driver, isa, dtype, kind, key, scale, shift, upper, full, start, shape)
+            np.testing.assert_array_equal(got, bits(x86), err_msg=f"{isa} {shape}")
+
+
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+def test_neon_perturbation_on_arm64_matches_x86(arm64_driver, dtype):
+    # In place, as when MLX donates w's buffer (fill_main.cpp).
+    key = (0xFFFFFFFF, 0x9E3779B9)
+    for shape, full, start in CASES:
+        full = full or shape
+        start = start or (0,) * len(shape)
+        w = (mx.random.normal(shape, key=mx.random.key(7)) * 3.0).astype(dtype)
+        x86 = _ext.fused_perturb(mx.array(key, dtype=mx.uint32), w, scale=-0.3,
+                                 weight_scale=0.99, full_shape=list(full), start=list(start),
+                                 stream=mx.cpu)
+        for isa in ("neon", "scalar"):
+            got = run_arm64(arm64_driver, isa, dtype, 4, key, -0.3, 0.99, 0.0, full, start,
+                            shape, w=bits(w))
             np.testing.assert_array_equal(got, bits(x86), err_msg=f"{isa} {shape}")

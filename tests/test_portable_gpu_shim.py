@@ -326,3 +326,52 @@ def test_a_wrong_output_index_is_caught(build_dir, monkeypatch):
     got = ps.run(ps.build(launch, build_dir), launch)
     want = cpu_bits(KEYS[1], (1023,), mx.float32, kind=0, scale=0.5)
     assert (got[:4] != want[:4]).all() and (got[4:] == want[4:]).all()
+
+
+# ------------------------------------------------------------ perturbation
+PERTURB = 4  # the perturbation's kind and kernel variant (fused_init_math.h)
+
+
+def _weights(shape, dtype, seed=0):
+    w = mx.random.normal(shape, key=mx.random.key(seed)) * 10.0 ** mx.random.randint(
+        -9, 4, shape, key=mx.random.key(seed + 1)).astype(mx.float32)
+    return w.astype(dtype)
+
+
+def record_perturb(backend, key, w, **spec):
+    args, n, variant = _kernels.check(list(w.shape), CODE[w.dtype], gpu=True, kind=PERTURB,
+                                      **spec)
+    assert variant == PERTURB
+    with ps.record(backend) as rec:
+        out = _gpu.fused_perturb(mx.array(key, dtype=mx.uint32), w, args, n)
+    assert out.shape == w.shape and out.dtype == w.dtype
+    assert len(rec.launches) == 1
+    return rec.launches[0]
+
+
+def cpu_perturb_bits(key, w, **spec):
+    src = np.ascontiguousarray(ps._host_values(w)).reshape(-1)
+    if src.dtype == np.float32:
+        src = src.view(np.uint32)
+    out = np.zeros_like(src)
+    _kernels.fill(out, key[0], key[1], list(w.shape), CODE[w.dtype], kind=PERTURB, w=src,
+                  **spec)
+    return out.reshape(w.shape)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_perturbation_kernel_matches_cpu(build_dir, backend, dtype):
+    # Shapes: 0-d and tiny (MLX passes inputs of fewer than 8 elements in
+    # constant memory), a partial last group, a window of a larger tensor.
+    cases = [((), {}), ((3,), {}), ((7, 13), {}),
+             ((30, 99), dict(full_shape=[37, 101], start=[3, 1]))]
+    for shape, window in cases:
+        w = _weights(shape, dtype)
+        spec = dict(scale=-0.37, shift=0.995, subsequence=2**35 + 9, **window)
+        launch = record_perturb(backend, KEYS[1], w, **spec)
+        assert launch.make["input_names"] == ["key", "args", "w"]
+        assert launch.call["template"] == [("V", PERTURB)]
+        got = ps.run(ps.build(launch, build_dir), launch)
+        np.testing.assert_array_equal(got.reshape(shape), cpu_perturb_bits(KEYS[1], w, **spec),
+                                      err_msg=f"shape {shape}")

@@ -101,6 +101,12 @@ class _Native:
             return _portable.fused_init(key, shape, dtype, **kw)
         return _native.fused_init(key, shape, dtype, **kw)
 
+    def fused_perturb(self, key, w, **kw):
+        if self._gpu_is_portable(kw.get("stream")):
+            from . import _portable
+            return _portable.fused_perturb(key, w, **kw)
+        return _native.fused_perturb(key, w, **kw)
+
     def philox4x32_10(self, counters, key, *, stream=None):
         if self._gpu_is_portable(stream):
             from . import _portable

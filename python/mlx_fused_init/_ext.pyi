@@ -16,6 +16,15 @@ def fused_init(key: mlx.core.array, shape: Sequence[int], dtype: mlx.core.Dtype,
     kind 3 normal with mean shift and std scale truncated to [low, high].
     """
 
+def fused_perturb(key: mlx.core.array, w: mlx.core.array, *, scale: float, weight_scale: float = 1.0, subsequence: int = 0, full_shape: Sequence[int] | None = None, start: Sequence[int] | None = None, name: str = 'perturb', stream: mlx.core.Device | mlx.core.Stream | None = None) -> mlx.core.array:
+    """
+    Low-level fused perturbation node (use mlx_fused_init.perturb instead).
+
+    fma(scale, z, w * weight_scale) per element in float32, rounded to w's
+    dtype, z the normal(0, 1) stream of docs/spec.md section 3 for the key,
+    subsequence and window; written over w's buffer when MLX may donate it.
+    """
+
 def philox4x32_10(counters: mlx.core.array, key: mlx.core.array, *, stream: mlx.core.Device | mlx.core.Stream | None = None) -> mlx.core.array:
     """
     Raw Philox4x32-10 blocks, exactly as Random123 computes them.

@@ -67,6 +67,13 @@ _CUDA_SOURCE = """\
                      key[0], key[1], gid);
 """
 
+# The perturbation (variant 4): the same body with the input w, which
+# fill_group reads as the weight (row contiguous, the output's type).
+PERTURB_INPUT_NAMES = ("key", "args", "w")
+_METAL_PERTURB_SOURCE = _METAL_SOURCE.replace("mfi::fill_group<V>(out, ", "mfi::fill_group<V>(out, w, ")
+_CUDA_PERTURB_SOURCE = _CUDA_SOURCE.replace("mfi::fill_group<V>(out, ", "mfi::fill_group<V>(out, w, ")
+PERTURB_VARIANT = 4
+
 # Raw Philox4x32-10 blocks, one thread per counter row (the self-check's
 # known answers): rows is a one-element input, so the body needs no shape.
 _METAL_PHILOX_SOURCE = """\
@@ -93,6 +100,7 @@ _CUDA_PHILOX_SOURCE = _METAL_PHILOX_SOURCE.replace(
       (uint64_t(gridDim.x) * blockDim.x) + (uint64_t(blockIdx.x) * blockDim.x + threadIdx.x)""")
 
 _SOURCES = {"metal": _METAL_SOURCE, "cuda": _CUDA_SOURCE}
+_PERTURB_SOURCES = {"metal": _METAL_PERTURB_SOURCE, "cuda": _CUDA_PERTURB_SOURCE}
 _PHILOX_SOURCES = {"metal": _METAL_PHILOX_SOURCE, "cuda": _CUDA_PHILOX_SOURCE}
 
 
@@ -119,23 +127,30 @@ def _check_backend(backend):
         raise ValueError(f"backend must be 'metal' or 'cuda', not {backend!r}")
 
 
-def kernel_name(dtype) -> str:
-    """The name given to MLX: one kernel object per output dtype. MLX 0.31
-    caches a compiled kernel by its name and template values alone (not the
-    dtypes), so a name shared by dtypes would run one dtype's code for
-    another."""
-    return f"mfi_fused_init_{_DTYPE_NAMES[dtype]}"
+def kernel_name(dtype, variant=0) -> str:
+    """The name given to MLX: one kernel object per output dtype (and one
+    for the perturbation, which has an input more). MLX 0.31 caches a
+    compiled kernel by its name and template values alone (not the dtypes),
+    so a name shared by dtypes would run one dtype's code for another."""
+    kind = "perturb" if variant == PERTURB_VARIANT else "fused_init"
+    return f"mfi_{kind}_{_DTYPE_NAMES[dtype]}"
+
+
+def input_names(variant):
+    return PERTURB_INPUT_NAMES if variant == PERTURB_VARIANT else INPUT_NAMES
 
 
 def kernel_text(backend, variant, dtype):
     """(header, source) exactly as handed to MLX's runtime-kernel API for
-    `backend` ("metal" or "cuda"). The same two strings serve every variant
-    and dtype: MLX specializes them through the template argument V and the
-    output's dtype in the signature it writes around the source."""
+    `backend` ("metal" or "cuda"). The same two strings serve the draws of
+    every variant and dtype: MLX specializes them through the template
+    argument V and the output's dtype in the signature it writes around the
+    source; the perturbation (variant 4) has its own source, which reads w."""
     _check_backend(backend)
-    if variant not in (0, 1, 2, 3) or dtype not in _DTYPE_NAMES:
+    if variant not in (0, 1, 2, 3, PERTURB_VARIANT) or dtype not in _DTYPE_NAMES:
         raise ValueError(f"no portable kernel for variant {variant!r}, dtype {dtype}")
-    return kernel_header(), _SOURCES[backend]
+    sources = _PERTURB_SOURCES if variant == PERTURB_VARIANT else _SOURCES
+    return kernel_header(), sources[backend]
 
 
 def philox_kernel_text(backend):
@@ -155,12 +170,13 @@ def launch_dims(threads):
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(backend, dtype):
+def _kernel(backend, dtype, perturb=False):
     # Built once per process and cached: a new kernel object may mean a new
     # compile (MLX-NOTES). Looked up on mx.fast at first use, not import.
-    header, source = kernel_text(backend, 0, dtype)
+    variant = PERTURB_VARIANT if perturb else 0
+    header, source = kernel_text(backend, variant, dtype)
     make = mx.fast.metal_kernel if backend == "metal" else mx.fast.cuda_kernel
-    return make(name=kernel_name(dtype), input_names=list(INPUT_NAMES),
+    return make(name=kernel_name(dtype, variant), input_names=list(input_names(variant)),
                 output_names=list(OUTPUT_NAMES), source=source, header=header,
                 ensure_row_contiguous=True)
 
@@ -198,6 +214,26 @@ def fused_init(key, args, n, variant, shape, dtype, stream=None):
         inputs=[key, mx.array(args, dtype=mx.uint32)],
         output_shapes=[tuple(shape)], output_dtypes=[dtype],
         grid=grid, threadgroup=threadgroup, template=[("V", int(variant))],
+        stream=stream)[0]
+
+
+def fused_perturb(key, w, args, n, stream=None):
+    """The perturbation of `w` described by `_kernels.check(w.shape, code,
+    kind=4, ..., gpu=True)`, whose result is (args, n, 4), lazily, on
+    `stream`. A new array: MLX's runtime kernels do not donate inputs."""
+    if w.dtype not in _DTYPE_NAMES:
+        raise ValueError(f"[mlx_fused_init] no portable GPU kernel for dtype {w.dtype}")
+    if key.dtype != mx.uint32 or key.shape != (2,):
+        raise ValueError("[mlx_fused_init] the key must be a uint32 array of shape (2,)")
+    if n == 0:
+        return mx.zeros(w.shape, dtype=w.dtype, stream=stream)
+    grid, threadgroup = launch_dims((n + 3) // 4)
+    return _kernel(_require_backend(), w.dtype, True)(
+        # 1-D: MLX passes a 0-d input by reference, which the body does not
+        # index; any other shape is the same row-major run.
+        inputs=[key, mx.array(args, dtype=mx.uint32), w.reshape(-1)],
+        output_shapes=[tuple(w.shape)], output_dtypes=[w.dtype],
+        grid=grid, threadgroup=threadgroup, template=[("V", PERTURB_VARIANT)],
         stream=stream)[0]
 
 

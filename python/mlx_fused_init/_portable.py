@@ -146,6 +146,61 @@ def fused_init(key, shape, dtype, *, kind, scale=1.0, shift=0.0, low=None, high=
     return out
 
 
+_PERTURB = 4  # the perturbation's transform kind (fused_init_math.h)
+
+
+def _row_contiguous(w):
+    """w, or a row-major copy of it: the kernels read one run."""
+    if hasattr(mx, "contiguous"):
+        return mx.contiguous(w)
+    return mx.reshape(mx.flatten(w), w.shape)  # MLX releases before mx.contiguous
+
+
+def fused_perturb(key, w, *, scale, weight_scale=1.0, subsequence=0, full_shape=None,
+                  start=None, name="perturb", stream=None):
+    """The portable ``_ext.fused_perturb``: the same bits, in a new array
+    (portable mode cannot write over MLX's buffers: no donation)."""
+    code = _code(w.dtype, name)
+    _check_key(key, name)
+    shape = [int(d) for d in w.shape]
+    draw = dict(kind=_PERTURB, scale=scale, shift=weight_scale, subsequence=subsequence,
+                full_shape=full_shape, start=start, name=name)
+    if _on_gpu(stream):
+        if _gpu.gpu_backend() is None:
+            raise _no_gpu(name)
+        args, n, _ = _kernels.check(shape, code, gpu=True, **draw)
+        return _gpu.fused_perturb(key, w, args, n, stream)
+    _, n, _ = _kernels.check(shape, code, **draw)
+    if n == 0:
+        return mx.zeros(shape, dtype=w.dtype, stream=mx.cpu)
+    _check_fits(shape, n, w.dtype, name)
+    k0, k1 = _key_words(key, name)
+
+    def eager(w):
+        src = _row_contiguous(w)
+        out = mx.zeros(shape, dtype=w.dtype, stream=mx.cpu)
+        mx.eval(src, out)
+        _kernels.fill(out, k0, k1, shape, code, w=src, **draw)
+        return out
+
+    # The eager result has no graph to differentiate through: give it the
+    # native op's derivatives (weight_scale in w), as mx.grad expects.
+    f = mx.custom_function(eager)
+
+    @f.vjp
+    def _vjp(primals, cotangent, output):
+        return (cotangent if weight_scale == 1.0
+                else cotangent * mx.array(weight_scale, cotangent.dtype),)
+
+    @f.jvp
+    def _jvp(primals, tangents):
+        # One input: MLX passes its tangent itself, not in a tuple.
+        t = (tangents[0] if isinstance(tangents, (list, tuple)) else tangents).astype(w.dtype)
+        return (t if weight_scale == 1.0 else t * mx.array(weight_scale, w.dtype),)
+
+    return f(w)
+
+
 def philox4x32_10(counters, key, *, stream=None):
     """The portable ``_ext.philox4x32_10``: raw Philox4x32-10 blocks."""
     name = "philox4x32_10"

@@ -6,7 +6,11 @@ from typing import Optional, Sequence
 import mlx.core as mx
 
 from . import _checks
-from .initializers import StreamLike, normal
+from ._backend import ext as _ext
+from ._keys import with_key
+from .initializers import StreamLike
+
+_FLOAT32_MAX = 3.4028234663852886e38
 
 _NAME = "perturb"
 
@@ -38,13 +42,23 @@ def perturb(
         >>> w2 = mlx_fused_init.perturb(w, 1e-3, key=k)       # w + 1e-3 z
         >>> w3 = mlx_fused_init.perturb(w2, -1e-3, key=k)     # back to w (up to rounding)
     """
-    # Stand-in with the same semantics up to the fma's single rounding:
-    # replaced by the fused op.
-    scale = _checks.real(scale, "scale", _NAME)
-    weight_scale = _checks.real(weight_scale, "weight_scale", _NAME)
     if not isinstance(w, mx.array):
         raise TypeError(f"[{_NAME}] w must be an mx.array, but got {type(w).__name__}.")
-    z = normal(0.0, 1.0)(w, key=key, subsequence=subsequence, full_shape=full_shape,
-                         start=start, stream=stream)
-    base = w.astype(mx.float32) * weight_scale
-    return (base + mx.array(scale, mx.float32) * z).astype(w.dtype)
+    if w.dtype not in _checks.SUPPORTED_DTYPES:
+        raise ValueError(
+            f"[{_NAME}] w must be float32, float16 or bfloat16, but got "
+            f"{str(w.dtype).replace('mlx.core.', '')}.")
+    scale = _checks.real(scale, "scale", _NAME)
+    weight_scale = _checks.real(weight_scale, "weight_scale", _NAME)
+    for arg, v in (("scale", scale), ("weight_scale", weight_scale)):
+        if abs(v) > _FLOAT32_MAX:
+            raise ValueError(f"[{_NAME}] {arg} must fit in float32, but got {v}.")
+    _checks.check_stream(stream, _NAME)
+    q = _checks.subsequence(subsequence, _NAME)
+    shape = tuple(w.shape)
+    full_shape, start = _checks.window(shape, full_shape, start, _NAME)
+    if key is None:
+        raise TypeError(f"[{_NAME}] key is required: the noise must be regenerable from it.")
+    return with_key(key, _NAME, lambda k: _ext.fused_perturb(
+        k, w, scale=scale, weight_scale=weight_scale, subsequence=q,
+        full_shape=list(full_shape), start=list(start), name=_NAME, stream=stream))

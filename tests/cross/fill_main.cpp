@@ -2,7 +2,8 @@
 // without MLX, so that the arm64 NEON build can be cross-compiled and run
 // under qemu on an x86-64 machine (tests/test_neon_cross.py).
 //   fill_main <isa> <out_type> <kind> <k0> <k1> <scale> <shift> <upper> <ndim> full... start... shape...
-// writes the raw output to stdout.
+// writes the raw output to stdout. A perturbation (kind 4) reads its input
+// w from stdin (raw, the output's type and size) and perturbs it in place.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +40,12 @@ int main(int argc, char** argv) {
   mfi::RunLayout layout = mfi::make_run_layout(full, start, shape);
   size_t item = type == mfi::OutType::Float32 ? 4 : 2;
   std::vector<unsigned char> out(static_cast<size_t>(layout.size()) * item);
+  const bool perturb = p.kind == 4;
+  if (perturb && std::fread(out.data(), 1, out.size(), stdin) != out.size()) {
+    std::fprintf(stderr, "fill_main: expected %zu bytes of w on stdin\n", out.size());
+    return 2;
+  }
+  const void* in = perturb ? out.data() : nullptr;
   // Two halves, as two threads would split it.
   int64_t mid = layout.size() / 2;
   auto fill = isa == "scalar" ? &mfi::cpu::scalar::fill
@@ -47,8 +54,8 @@ int main(int argc, char** argv) {
 #else
                               : &mfi::cpu::scalar::fill;
 #endif
-  fill(p, layout, type, 0, mid, out.data());
-  fill(p, layout, type, mid, layout.size(), out.data());
+  fill(p, layout, type, 0, mid, out.data(), in);
+  fill(p, layout, type, mid, layout.size(), out.data(), in);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }

@@ -58,6 +58,26 @@ template <typename T, int V>
 void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
               const uint64_t* stride, const uint32_t* key, const mfi::DispatchPlan& plan);
 
+// The perturbation kernels take their input w as well.
+using PerturbLaunch = void (*)(void* out, const void* in, const mfi::MetalParams& p,
+                               const int64_t* extent, const uint64_t* stride,
+                               const uint32_t* key, const mfi::DispatchPlan& plan);
+
+std::map<std::string, PerturbLaunch>& perturb_registry() {
+  static std::map<std::string, PerturbLaunch> r;
+  return r;
+}
+
+bool register_perturb(const char* name, PerturbLaunch fn) {
+  perturb_registry()[name] = fn;
+  return true;
+}
+
+template <typename T>
+void run_perturb_grid(void* out, const void* in, const mfi::MetalParams& p,
+                      const int64_t* extent, const uint64_t* stride, const uint32_t* key,
+                      const mfi::DispatchPlan& plan);
+
 } // namespace
 
 // Each instantiation in the kernel source registers itself under its name,
@@ -65,6 +85,9 @@ void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
 #define MFI_INSTANTIATE_FUSED_INIT(tname, T, vname, V) \
   static const bool mfi_registered_##tname##_##vname = \
       register_kernel("fused_init_" #tname "_" #vname, &run_grid<T, V>);
+#define MFI_INSTANTIATE_FUSED_PERTURB(tname, T)          \
+  static const bool mfi_registered_perturb_##tname =   \
+      register_perturb("fused_perturb_" #tname, &run_perturb_grid<T>);
 
 #if defined(MFI_SHIM_KERNEL_SOURCE)
 #include MFI_SHIM_KERNEL_SOURCE
@@ -89,6 +112,22 @@ void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
       uint64_t gid = g * plan.group + t;
       if (gid < plan.threads) {
         fused_init<T, V>(static_cast<T*>(out), p, extent, stride, key, static_cast<uint>(gid));
+      }
+    }
+  }
+}
+
+template <typename T>
+void run_perturb_grid(void* out, const void* in, const mfi::MetalParams& p,
+                      const int64_t* extent, const uint64_t* stride, const uint32_t* key,
+                      const mfi::DispatchPlan& plan) {
+  uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
+  for (uint64_t g = 0; g < groups; ++g) {
+    for (uint64_t t = 0; t < plan.group; ++t) {
+      uint64_t gid = g * plan.group + t;
+      if (gid < plan.threads) {
+        fused_perturb<T>(static_cast<T*>(out), p, extent, stride, key,
+                         static_cast<const T*>(in), static_cast<uint>(gid));
       }
     }
   }
@@ -153,6 +192,55 @@ int mfi_shim_fused_init(
   }
 }
 
+// The steps of FusedInit::eval_gpu for a perturbation of w (row-major,
+// the output type's bits): in_place as when MLX donates w's buffer (the
+// kernel then reads and writes one buffer). Returns 0, or -1 with a message.
+int mfi_shim_fused_perturb(
+    int out_type, float scale, float w_scale, uint64_t subsequence, const uint32_t* key,
+    int32_t key_stride, int ndim, const int64_t* full_shape, const int64_t* start,
+    const int64_t* shape, uint64_t max_group, const void* w, int in_place, void* out,
+    char* err, int err_len) {
+  try {
+    std::vector<int64_t> f(full_shape, full_shape + ndim), s(start, start + ndim),
+        sh(shape, shape + ndim);
+    mfi::RunLayout layout = mfi::make_run_layout(f, s, sh);
+    if (layout.size() == 0) {
+      return 0;
+    }
+    mfi::StreamParams sp;
+    sp.subsequence = subsequence;
+    sp.kind = mfi::kPerturb;
+    sp.scale = scale;
+    sp.shift = w_scale;
+    mfi::MetalParams params = mfi::make_metal_params(sp, layout, key_stride);
+    auto type = static_cast<mfi::OutType>(out_type);
+    std::string name = mfi::metal_kernel_name(type, mfi::transform_variant(sp.kind, sp.shift));
+    auto it = perturb_registry().find(name);
+    if (it == perturb_registry().end()) {
+      throw std::runtime_error("no kernel named " + name + " in the kernel source");
+    }
+    std::vector<int64_t> extent = layout.outer_extent;
+    std::vector<uint64_t> stride = layout.outer_stride;
+    extent.resize(std::max<size_t>(1, extent.size()), 1);
+    stride.resize(std::max<size_t>(1, stride.size()), 0);
+    mfi::DispatchPlan plan = mfi::plan_fused_init(params.size, max_group);
+    const size_t bytes = static_cast<size_t>(params.size) * item_size(type);
+    mfi_shim::Guarded buffer(bytes);
+    const void* in = w;
+    if (in_place) {
+      std::memcpy(buffer.data(), w, bytes);
+      in = buffer.data();
+    }
+    it->second(buffer.data(), in, params, extent.data(), stride.data(), key, plan);
+    buffer.check();
+    buffer.copy_to(out);
+    return 0;
+  } catch (const std::exception& e) {
+    std::snprintf(err, err_len, "%s", e.what());
+    return -1;
+  }
+}
+
 // lower, p_lo, c_hi, width, c4, c5, narrow of mfi::Truncation for the next
 // fused_init call.
 void mfi_shim_set_truncation(float lower, float p_lo, float c_hi, float width, float c4,
@@ -170,6 +258,9 @@ void mfi_shim_set_truncation(float lower, float p_lo, float c_hi, float width, f
 void mfi_shim_registered_names(char* buf, int len) {
   std::string names;
   for (const auto& kv : registry()) {
+    names += kv.first + " ";
+  }
+  for (const auto& kv : perturb_registry()) {
     names += kv.first + " ";
   }
   std::snprintf(buf, len, "%s", names.c_str());
