@@ -1,7 +1,7 @@
 """Prints, as JSON, a SHA-256 of the bits of many draws: every transform and
 dtype, whole tensors and windows (up to the top of the 2^64-element counter
-space), subsequences, strided key views, the initializer family and
-init_model. .ci/run runs it under the native extension and, in fresh venvs
+space), subsequences, strided key views, the initializer family, the
+perturbation and init_model. .ci/run runs it under the native extension and, in fresh venvs
 holding older MLX releases, under portable mode, and requires the same
 digests: the same bits whatever MLX runs.
 
@@ -63,6 +63,16 @@ def draws() -> dict:
                         arrays.append(init(mx.zeros(w["shape"]), key=key, subsequence=q,
                                            stream=mx.cpu, **kw))
                 out[f"{iname}/{dname}/{wname}"] = sha(arrays)
+
+    for dname, dtype in DTYPES.items():  # the perturbation, every window
+        for wname, w in WINDOWS.items():
+            kw = {k: v for k, v in w.items() if k != "shape"}
+            base = (mx.random.normal(w["shape"], key=mx.random.key(1)) * 4.0).astype(dtype)
+            arrays = [mfi.perturb(base, s, key=key, subsequence=q, weight_scale=ws,
+                                  stream=mx.cpu, **kw)
+                      for key in keys for q in (0, 2**63 + 1)
+                      for s, ws in ((1e-3, 1.0), (-0.75, 0.999))]
+            out[f"perturb/{dname}/{wname}"] = sha(arrays)
 
     class Net(nn.Module):
         def __init__(self):
