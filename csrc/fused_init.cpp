@@ -189,7 +189,9 @@ std::vector<mx::array> FusedInit::jvp(
   for (size_t i = 0; i < argnums.size(); ++i) {
     if (argnums[i] == 1) {
       mx::array t = mx::astype(tangents[i], output_dtype(), stream());
-      out = spec_.shift == 1.0f ? t : mx::multiply(t, mx::array(spec_.shift, output_dtype()), stream());
+      out = spec_.shift == 1.0f
+          ? t
+          : mx::multiply(t, mx::array(spec_.shift, output_dtype()), stream());
     }
   }
   return {out};
