@@ -170,12 +170,12 @@ Returns:
         spec.dtype = mfi::checked_out_type(dtype, name);
         mfi::set_truncated_normal(spec, mean, std, a, b, name);
         return std::make_tuple(spec.scale, spec.shift, spec.lower, spec.upper, spec.p_lo,
-                               spec.c_hi, spec.width, spec.c4, spec.c5, spec.narrow != 0u);
+                               spec.c_hi, spec.width, spec.c4, spec.c5, spec.narrow);
       },
       "mean"_a, "std"_a, "a"_a, "b"_a, "dtype"_a, "name"_a = "truncation_constants",
-      "(scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, narrow) of a truncated "
+      "(scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, mapping) of a truncated "
       "normal draw (docs/spec.md section 3): the float32 values the kernels use, and the "
-      "mapping (narrow: the polynomial one).");
+      "mapping word (0: inverse CDF, 0xFFFFFFFF: narrow, 1 or 2: tail, upper or lower).");
 
   mfi::bind_cpu_controls(m);
   m.def("built_with_metal", &mfi::built_with_metal,

@@ -26,7 +26,7 @@ struct StreamParams {
   float width = 0.0f;
   float c4 = 0.0f;
   float c5 = 0.0f;
-  uint32_t narrow = 0;  // all ones: the narrow mapping
+  uint32_t narrow = 0;  // the mapping word: mfi::kTnInverseCdf, kTnNarrow, kTnTail*
 };
 
 // A window of a virtual row-major tensor, flattened into equal runs of

@@ -130,6 +130,11 @@ double norm_cdf(double x) {
   return 0.5 * std::erfc(-x * 0.70710678118654752440);
 }
 
+// ln M(x), M(x) = Phi(-x) / phi(x) the Mills ratio, for x in [0, 12].
+double log_mills(double x) {
+  return std::log(norm_cdf(-x) * 2.50662827463100050242) + 0.5 * x * x;
+}
+
 // Standardized bounds are clipped to +-kTruncClip: Phi(-12) = 1.8e-33 is a
 // normal float32, so the kernel's probabilities and ndtri_lower's argument
 // stay in range; the mass dropped, Phi(-12), is at most 3e-10 of any
@@ -141,7 +146,9 @@ constexpr double kTruncFar = 10.0;
 // element; its values are spaced at most ulp(P) <= P 2^-23 apart, P the
 // largest tail probability of the interval (that of its point nearest the
 // mean). Where width >= P / 8 that is at most width 2^-20: the mass between
-// adjacent outputs is at most 2^-20. Narrower intervals take the narrow
+// adjacent outputs is at most 2^-20 (on an interval that holds the mean;
+// one on one side of it takes the tail mapping, which resolves the heavy
+// float32 cells near its bound). Narrower intervals take the narrow
 // mapping (docs/spec.md section 3).
 constexpr double kNarrowRatio = 8.0;
 
@@ -304,12 +311,34 @@ void set_truncated_normal(
                                   : 1.0 - p_lo - c_hi;
   // The tail probability of the interval's point nearest the mean.
   const double nearest = lo <= 0.0 && hi >= 0.0 ? 0.0 : std::fmin(std::fabs(lo), std::fabs(hi));
-  if (width >= norm_cdf(-nearest) / kNarrowRatio) {
-    spec.narrow = 0u;
+  if (width >= norm_cdf(-nearest) / kNarrowRatio && lo < 0.0 && hi > 0.0) {
+    spec.narrow = mfi::kTnInverseCdf;
     spec.p_lo = static_cast<float>(p_lo);
     spec.c_hi = static_cast<float>(c_hi);
     spec.width = static_cast<float>(width);
     spec.c4 = spec.c5 = 0.0f;
+  } else if (width >= norm_cdf(-nearest) / kNarrowRatio) {
+    // The tail mapping (fused_init_math.h, truncated_tail_value): the
+    // interval lies on one side of the mean; n = |its bound nearer the
+    // mean|, points n + delta mirrored for a lower interval.
+    const bool upper_side = lo >= 0.0;
+    const double n = upper_side ? lo + 0.0 : 0.0 - hi;  // +0, not -0, at 0
+    const double tail = norm_cdf(-n);
+    const float a32 = static_cast<float>(n);
+    const double a = a32;
+    const double sign = upper_side ? 1.0 : -1.0;
+    // The output anchor mean +- std a32 (exact in float64: std a32 is a
+    // product of two float32 values), split into float32 X_a + e_a.
+    const double anchor = mu + sign * sd * a;
+    const float x_a = static_cast<float>(anchor);
+    spec.narrow = upper_side ? mfi::kTnTailUpper : mfi::kTnTailLower;
+    spec.scale = static_cast<float>(sign * sd);
+    spec.shift = x_a;
+    spec.p_lo = a32;
+    spec.c_hi = static_cast<float>(tail);
+    spec.width = static_cast<float>(width / tail);
+    spec.c4 = static_cast<float>(0.5 * (a - n) * (a + n) + log_mills(n) - log_mills(a));
+    spec.c5 = static_cast<float>(anchor - static_cast<double>(x_a));
   } else {
     // The narrow mapping: x(y) = X0 + e0 + e1 y + ... + e5 y^5 =
     // mean + std (c + d Y(y)); X0 is float32, e0 the float64 remainder of
@@ -319,7 +348,7 @@ void set_truncated_normal(
     const double centre = mu + sd * (c + d * a6[0]);
     const float x0 = static_cast<float>(centre);
     const double slope = sd * d;
-    spec.narrow = ~0u;
+    spec.narrow = mfi::kTnNarrow;
     spec.shift = x0;
     spec.width = static_cast<float>(centre - static_cast<double>(x0));  // e0
     spec.scale = static_cast<float>(slope * a6[1]);                      // e1

@@ -24,9 +24,9 @@ struct InitSpec {
   float p_lo = 0.0f;
   float c_hi = 0.0f;
   float width = 0.0f;
-  float c4 = 0.0f;      // truncated normal, narrow mapping (mfi::Truncation)
+  float c4 = 0.0f;      // truncated normal, narrow and tail mappings (mfi::Truncation)
   float c5 = 0.0f;
-  uint32_t narrow = 0;  // all ones: the narrow mapping
+  uint32_t narrow = 0;  // the mapping word: mfi::kTnInverseCdf, kTnNarrow, kTnTail*
   uint64_t subsequence = 0;
   std::vector<int64_t> full_shape;  // the virtual tensor
   std::vector<int64_t> start;       // the window's corner in it

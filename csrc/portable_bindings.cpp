@@ -194,10 +194,11 @@ NB_MODULE(_kernels, m) {
         spec.dtype = out_type(dtype);
         mfi::set_truncated_normal(spec, mean, std, a, b, name);
         return std::make_tuple(spec.scale, spec.shift, spec.lower, spec.upper, spec.p_lo,
-                               spec.c_hi, spec.width, spec.c4, spec.c5, spec.narrow != 0u);
+                               spec.c_hi, spec.width, spec.c4, spec.c5, spec.narrow);
       },
       "mean"_a, "std"_a, "a"_a, "b"_a, "dtype"_a, "name"_a = "truncation_constants",
-      "(scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, narrow) of a truncated normal draw.");
+      "(scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, mapping) of a truncated normal "
+      "draw: the float32 values the kernels use, and the mapping word.");
 
   m.def("metal_kernel_source", [] { return std::string(mfi::metal_kernel_source()); },
         "The native Metal kernel source (metal/fused_init.metal, headers inlined).");

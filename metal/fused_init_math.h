@@ -398,9 +398,11 @@ MFI_INLINE float quad_lane(Quad q, uint32_t lane) {
 
 // ---------------------------------------------------- truncated normal
 // One Philox word per element (docs/spec.md section 3, truncated normal),
-// by one of two mappings chosen per call on the host: the narrow mapping
+// by one of three mappings chosen per call on the host: the narrow mapping
 // (truncated_narrow_value below) for intervals whose probability is under
-// 1/8 of their nearer tail's, else by inverse CDF:
+// 1/8 of their nearer tail's, the tail mapping (truncated_tail_value) for
+// the other intervals on one side of the mean, and for those that hold
+// the mean the inverse CDF:
 //   u = (float(x >> 9) + 1/2) * 2^-23 in (0, 1), exact, and 1 - u exact;
 //   p = RN(u * width + p_lo), c = RN((1 - u) * width + c_hi)   (fma: one
 //   rounding each), where p_lo = Phi(alpha), c_hi = Phi(-beta) and
@@ -446,9 +448,14 @@ MFI_INLINE float tn_select(uint32_t mask, float v, float u) {
   return as_float((as_uint(v) & mask) | (as_uint(u) & ~mask));
 }
 
-// Phi^-1(t) for t in [Phi(-12), 1/2 + 2^-24]: a value <= 0 (up to a rounding
-// near t = 1/2). Relative error below 5e-7 (docs/spec.md section 3 states the bound on z).
-MFI_INLINE float ndtri_lower(float t) {
+// Phi^-1(t) = -(x * q) for t in [Phi(-12), 1/2 + 2^-24]: its two factors
+// (ndtri_lower multiplies them; the tail mapping takes x q >= 0 by fma).
+struct TnQuantile {
+  float x;  // 1 - 2t
+  float q;  // Q(w)
+};
+
+MFI_INLINE TnQuantile ndtri_lower_parts(float t) {
   float x = fma_(-2.0f, t, 1.0f);              // 1 - 2t, one rounding
   float v = 4.0f * fma_(-t, t, t);             // 4 (t - t^2), exact scaling
   float w = 0.5f * minus_two_log(v);           // -ln v >= 0
@@ -466,27 +473,52 @@ MFI_INLINE float ndtri_lower(float t) {
   q = fma_(q, arg, tn_pick(br, -0.00853296742f, 0.00759562803f, -0.00066874153f));
   q = fma_(q, arg, tn_pick(br, 0.339634955f, 1.42165089f, 1.4277972f));
   q = fma_(q, arg, tn_pick(br, 2.33862066f, 4.36127281f, 8.2871685f));
-  return -(x * q);
+  TnQuantile r;
+  r.x = x;
+  r.q = q;
+  return r;
 }
 
+// Phi^-1(t) for t in [Phi(-12), 1/2 + 2^-24]: a value <= 0 (up to a rounding
+// near t = 1/2). Relative error below 5e-7 (docs/spec.md section 3 states the bound on z).
+MFI_INLINE float ndtri_lower(float t) {
+  TnQuantile r = ndtri_lower_parts(t);
+  return -(r.x * r.q);
+}
+
+// The mapping word of a truncated normal draw (Truncation::narrow; the
+// field keeps its name): which of the three mappings a call uses.
+MFI_CONSTANT uint32_t kTnInverseCdf = 0u;
+MFI_CONSTANT uint32_t kTnNarrow = 0xFFFFFFFFu;
+MFI_CONSTANT uint32_t kTnTailUpper = 1u;  // tail mapping, interval in [0, inf)
+MFI_CONSTANT uint32_t kTnTailLower = 2u;  // tail mapping, interval in (-inf, 0]
+
 // The per-call constants of a truncated normal draw (set on the host,
-// csrc/init_spec.cpp). Two mappings of the word, chosen per call:
-//   * inverse CDF (narrow == 0): p_lo = Phi(alpha), c_hi = Phi(-beta),
-//     width = Phi(beta) - Phi(alpha); scale and shift are std and mean;
-//   * narrow (narrow == all ones), for intervals whose probability is
+// csrc/init_spec.cpp). Three mappings of the word, chosen per call:
+//   * inverse CDF (narrow == kTnInverseCdf), for intervals that hold the
+//     mean: p_lo = Phi(alpha), c_hi = Phi(-beta), width = Phi(beta) -
+//     Phi(alpha); scale and shift are std and mean;
+//   * narrow (narrow == kTnNarrow), for intervals whose probability is
 //     small next to its nearer tail's (where float32 p would be coarse):
 //     a degree-5 polynomial in y, fitted on the host to this interval's
 //     exact inverse CDF; coefficients e0..e5 in (width, scale, p_lo, c_hi,
 //     c4, c5) and the anchor X0 (a float32 near the interval's centre) in
-//     shift.
+//     shift;
+//   * tail (narrow == kTnTailUpper or kTnTailLower), for the other
+//     intervals, on one side of the mean: the offset from the bound
+//     nearer the mean, n = |that bound| in standard units, by one Newton
+//     step (truncated_tail_value); p_lo = a32 = float32(n), c_hi = Qn =
+//     float32(Phi(-n)), width = k = float32(interval mass / Phi(-n)), c4 =
+//     K (the anchor's correction), c5 = the output anchor's remainder e_a,
+//     shift = X_a, scale = +-std.
 struct Truncation {
   float lower;  // smallest output value (a, rounded up to the dtype)
-  float p_lo;   // Phi(alpha)            | narrow: e2
-  float c_hi;   // Phi(-beta)            | narrow: e3
-  float width;  // Phi(beta) - Phi(alpha) | narrow: e0
-  float c4;     // narrow: e4
-  float c5;     // narrow: e5
-  uint32_t narrow;  // all ones: the narrow mapping
+  float p_lo;   // Phi(alpha)            | narrow: e2 | tail: a32
+  float c_hi;   // Phi(-beta)            | narrow: e3 | tail: Qn
+  float width;  // Phi(beta) - Phi(alpha) | narrow: e0 | tail: k
+  float c4;     // narrow: e4             | tail: K
+  float c5;     // narrow: e5             | tail: e_a
+  uint32_t narrow;  // the mapping word: kTnInverseCdf, kTnNarrow, kTnTailUpper/Lower
 };
 
 MFI_CONSTANT float kTwoM23 = 1.1920928955078125e-07f;  // 2^-23
@@ -507,20 +539,174 @@ MFI_INLINE float truncated_narrow_value(uint32_t word, float scale, float shift,
   return t + shift;
 }
 
+// -2 ln 2 = kMinusTwoLn2Hi + kMinusTwoLn2Lo; the high part has 16
+// significant bits, so e * kMinusTwoLn2Hi is exact for |e| <= 256.
+MFI_CONSTANT float kMinusTwoLn2Hi = -1.38629150390625f;
+MFI_CONSTANT float kMinusTwoLn2Lo = -2.85721353e-06f;
+
+// -2 ln(1 - v k) for v, k in (0, 1] with v k <= 1 - 2^-24, to about an ulp
+// of the result however small v k is (a log1p): the exact 1 - v k is
+// y + y_lo, with y = RN(1 - v k) and y_lo recovered exactly; the logarithm
+// is minus_two_log's (same polynomial), taken of 1 - x exactly (f = -x)
+// where y lies in [sqrt(1/2), sqrt(2)) and of y elsewhere, plus the first-
+// order term of what that argument misses, divided by y through a
+// reciprocal good to 1.5% (the term is at most about 2^-24).
+MFI_INLINE float minus_two_log1m(float v, float k) {
+  float x = fma_(v, k, 0.0f);                    // RN(v k) (an fma: see the rules)
+  float x_lo = fma_(v, k, -x);                   // v k - x, exact
+  float y = fma_(-v, k, 1.0f);                   // RN(1 - v k)
+  // (1 - v k) - y: 1 - y is exact for y >= 1/2, 1 - x for x >= 1/2, and the
+  // difference of two nearly equal values is exact.
+  uint32_t hi = 0u - static_cast<uint32_t>(y >= 0.5f);
+  float d = tn_select(hi, (1.0f - y) - x, (1.0f - x) - y);
+  float y_lo = d - x_lo;
+  // y = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1 exact (minus_two_log).
+  uint32_t iy = as_uint(y);
+  int e = static_cast<int>(iy >> 23) - 127;
+  uint32_t mb = (iy & 0x007FFFFFu) | 0x3F800000u;
+  uint32_t big = 0u - static_cast<uint32_t>(mb > 0x3FB504F3u);
+  mb = mb - (0x00800000u & big);
+  e = e + static_cast<int>(big & 1u);
+  // e == 0: ln(1 - x) with f = -x (exact), and the missing -x_lo.
+  uint32_t near1 = 0u - static_cast<uint32_t>(e == 0);
+  float f = tn_select(near1, -x, as_float(mb) - 1.0f);
+  float miss = tn_select(near1, -x_lo, y_lo);
+  float r = as_float(0x7EF311C3u - as_uint(y));  // 1/y within 12%
+  r = r * fma_(-y, r, 2.0f);                       // one Newton step: 1.5%
+  float p = -0.07638592f;
+  p = fma_(p, f, 0.1291417f);
+  p = fma_(p, f, -0.13240843f);
+  p = fma_(p, f, 0.14180079f);
+  p = fma_(p, f, -0.16609126f);
+  p = fma_(p, f, 0.20002072f);
+  p = fma_(p, f, -0.25001585f);
+  p = fma_(p, f, 0.33333325f);
+  p = fma_(p, f, -0.49999988f);
+  // ln(1 + f) + miss / y = f + (f (f p) + miss r): f enters exactly.
+  float l = f + fma_(f, f * p, miss * r);
+  float ef = static_cast<float>(e);
+  return fma_(ef, kMinusTwoLn2Hi, fma_(ef, kMinusTwoLn2Lo, -2.0f * l));
+}
+
+// ln M(z), M = Phi(-z) / phi(z) the Mills ratio, on three pieces chosen by
+// the anchor a32 (per call): P(t) = c1 t + ... + c10 t^10, t = z - c_j,
+//   a32 < 1.6: c = 0, fitted on [-0.02, 3.65];
+//   a32 < 4.1: c = 3.1, fitted on [1.55, 6.2];
+//   otherwise: c = 8, fitted on [4, 12.1];
+// each covering [a32, a32 + 2] for the a32 it serves. Fitted through the
+// derivative, ln M'(z) = z - phi(z) / Phi(-z), least squares weighted by
+// the Mills ratio (the slope's error over the hazard rate is the relative
+// error it puts on delta: below 4e-8), coefficients rounded to float32 in
+// turn. On each piece t is exact (Sterbenz, or c = 0). Only differences
+// are used, so there is no constant term: tn_log_mills_slope gives
+// (P(b) - P(a)) / (b - a) for a = a32 - c, b = z - c, by Horner's rule for
+// P(a) and its divided difference side by side (exact algebra: P_i(b) -
+// P_i(a) = (b - a) D_i, D_i = D_{i+1} b + P_{i+1}(a)).
+MFI_INLINE float tn_log_mills_slope(float a, float b, TnBranch m) {
+  float pa = tn_pick(m, -4.04834033e-08f, -5.64698011e-10f, 3.00057028e-11f);
+  float dd = pa;
+  pa = fma_(pa, a, tn_pick(m, 9.83230393e-07f, -3.6021347e-10f, -3.39622913e-10f));
+  dd = fma_(dd, b, pa);
+  pa = fma_(pa, a, tn_pick(m, -1.06506259e-05f, 1.13061013e-07f, 2.51566479e-09f));
+  dd = fma_(dd, b, pa);
+  pa = fma_(pa, a, tn_pick(m, 6.58338249e-05f, -1.53478231e-06f, -2.95367357e-08f));
+  dd = fma_(dd, b, pa);
+  pa = fma_(pa, a, tn_pick(m, -0.000225067808f, 1.37388188e-05f, 3.5854228e-07f));
+  dd = fma_(dd, b, pa);
+  pa = fma_(pa, a, tn_pick(m, 4.41305565e-05f, -0.000104668165f, -4.03359991e-06f));
+  dd = fma_(dd, b, pa);
+  pa = fma_(pa, a, tn_pick(m, 0.00478046294f, 0.0007343131f, 4.60364354e-05f));
+  dd = fma_(dd, b, pa);
+  pa = fma_(pa, a, tn_pick(m, -0.0363358073f, -0.00494055543f, -0.000548589334f));
+  dd = fma_(dd, b, pa);
+  pa = fma_(pa, a, tn_pick(m, 0.181690276f, 0.0337522998f, 0.00716248015f));
+  dd = fma_(dd, b, pa);
+  pa = fma_(pa, a, tn_pick(m, -0.797884583f, -0.276197016f, -0.12136817f));
+  return fma_(dd, b, pa);
+}
+
+// M(z) to 0.2% for z in [-0.05, 12.5]: s (a1 + s (a2 + s a3)) + a0 with
+// s = (sqrt(z^2 + 8/pi) - z) pi/4 (= 2 / (z + sqrt(z^2 + 8/pi)), the
+// classical bound, exact at 0). Only the Newton step's slope: its error
+// scales the remaining error of z0, a few ulps, by 0.002.
+MFI_INLINE float tn_mills_ratio(float z) {
+  float s = (sqrt_rn(fma_(z, z, 2.54647899f)) - z) * 0.785398185f;
+  float m = fma_(s, 0.185454562f, -0.268852681f);
+  m = fma_(m, s, 1.04657662f);
+  return fma_(m, s, -0.00242690067f);
+}
+
+// Tail mapping (docs/spec.md section 3): the interval lies on one side of
+// the mean; n >= 0 is its bound nearer the mean in standard units, mirrored
+// for a lower interval (its points are then -(n + delta)). The element's
+// mass fraction from that bound is v = u (upper) or 1 - u (lower), exact,
+// and its tail probability Phi(-z) = Phi(-n) (1 - v k). With E =
+// -ln(1 - v k) (a log1p, minus_two_log1m) and LQ = -ln Phi(-.), z solves
+// LQ(z) - LQ(n) = E. Start: z0 = -ndtri_lower(Qn RN(1 - v k)), the
+// ordinary inverse CDF (a few ulps of z off); delta0 = z0 - a32. One Newton
+// step on
+//   R(delta) = delta (a32 + delta/2 - D) + K - E,
+//   LQ(z) = z^2/2 + ln sqrt(2 pi) - ln M(z),
+//   D = the slope of ln M between a32 and z (tn_log_mills_slope),
+//   K = (a32^2 - n^2)/2 + ln M(n) - ln M(a32) (host, float64),
+// delta1 = delta0 - R M(z0) (tn_mills_ratio: 1 / LQ'), for delta0 <= 2
+// (farther out delta0 itself: the density there is small). Every term of
+// R but the small constant K is a multiple of delta0 or is E (about delta
+// times the hazard rate), so its rounding errors are relative to delta,
+// not to z: near the bound, where the density is highest, delta is small
+// and z = a32 + delta is within about half an ulp.
+// The output is anchored too: x = X_a + fma(scale, delta, e_a), X_a + e_a =
+// mean +- std a32 (float64), scale = +-std.
+MFI_INLINE float truncated_tail_value(float z0, float e2, float scale, float shift,
+                                      Truncation tr) {
+  float a32 = tr.p_lo;
+  uint32_t b0 = 0u - static_cast<uint32_t>(a32 < 1.6f);
+  uint32_t b1 = 0u - static_cast<uint32_t>(a32 < 4.1f);
+  TnBranch piece;
+  piece.m0 = b0;
+  piece.m1 = ~b0 & b1;
+  piece.m2 = ~b1;
+  float centre = tn_pick(piece, 0.0f, 3.1f, 8.0f);
+  float d0 = z0 - a32;
+  float slope = tn_log_mills_slope(a32 - centre, z0 - centre, piece);
+  float h = fma_(0.5f, d0, -slope);              // delta/2 - D
+  float r = fma_(d0, a32, -0.5f * e2);           // delta a32 - E
+  r = fma_(d0, h, r) + tr.c4;                    // R
+  float d1 = fma_(-r, tn_mills_ratio(z0), d0);
+  uint32_t in_reach = 0u - static_cast<uint32_t>(d0 <= 2.0f);
+  float d = tn_select(in_reach, d1, d0);
+  return shift + fma_(scale, d, tr.c5);
+}
+
 MFI_INLINE float truncated_normal_value(uint32_t word, float scale, float shift,
                                         float upper, Truncation tr) {
+  uint32_t narrow = 0u - static_cast<uint32_t>(tr.narrow == kTnNarrow);
+  uint32_t tail_lo = 0u - static_cast<uint32_t>(tr.narrow == kTnTailLower);
+  uint32_t tail = tail_lo | (0u - static_cast<uint32_t>(tr.narrow == kTnTailUpper));
   float u = fma_(static_cast<float>(word >> 9), kTwoM23, kTwoM24);  // exact
+  float u1 = 1.0f - u;                                               // exact
+  // Inverse CDF: the element's two tail probabilities.
   float p = fma_(u, tr.width, tr.p_lo);
-  float c = fma_(1.0f - u, tr.width, tr.c_hi);
+  float c = fma_(u1, tr.width, tr.c_hi);
   uint32_t lower_tail = 0u - static_cast<uint32_t>(p <= c);
-  float z = ndtri_lower(tn_select(lower_tail, p, c));
+  // Tail: its mass fraction from the nearer bound, E and the start's
+  // tail probability Qn RN(1 - v k).
+  float v = tn_select(tail_lo, u1, u);
+  float e2 = minus_two_log1m(v, tr.width);      // 2E
+  float ct = tr.c_hi * fma_(-v, tr.width, 1.0f);
+  // One ndtri_lower for both (the tail's argument, or p or c).
+  TnQuantile nq = ndtri_lower_parts(tn_select(tail, ct, tn_select(lower_tail, p, c)));
+  float z = -(nq.x * nq.q);
   z = tn_select(lower_tail, z, -z);
-  // Both mappings are computed and one is selected by mask: the choice is
-  // the same for every element of a call, and vector code runs one path.
-  float v = tn_select(tr.narrow, truncated_narrow_value(word, scale, shift, tr),
-                      fma_(scale, z, shift));
-  v = v < upper ? v : upper;
-  return v > tr.lower ? v : tr.lower;
+  float z0 = fma_(nq.x, nq.q, 0.0f);             // -ndtri_lower(ct) >= 0
+  // All three mappings are computed and one is selected by mask: the
+  // choice is the same for every element of a call, and vector code runs
+  // one path.
+  float out = tn_select(narrow, truncated_narrow_value(word, scale, shift, tr),
+                        tn_select(tail, truncated_tail_value(z0, e2, scale, shift, tr),
+                                  fma_(scale, z, shift)));
+  out = out < upper ? out : upper;
+  return out > tr.lower ? out : tr.lower;
 }
 
 MFI_INLINE Quad truncated_normal_block(Block x, float scale, float shift, float upper,

@@ -28,9 +28,9 @@ struct MetalParams {
   float p_lo;
   float c_hi;
   float width;
-  float c4;         // truncated normal, narrow mapping only
+  float c4;         // truncated normal: narrow and tail mappings only
   float c5;
-  uint32_t narrow;  // truncated normal: all ones for the narrow mapping
+  uint32_t narrow;  // truncated normal: the mapping word (mfi::kTnNarrow, ...)
 };
 
 // The portable kernels (mx.fast.metal_kernel, mx.fast.cuda_kernel) take

@@ -202,14 +202,37 @@ def truncated_normal_z(indices, key, p_lo, c_hi, width, subsequence=0):
     return np.where(p <= c, ndtri(p), -ndtri(c))
 
 
+# The mapping words of truncation_constants (docs/spec.md §3).
+INVERSE_CDF, NARROW, TAIL_UPPER, TAIL_LOWER = 0, 0xFFFFFFFF, 1, 2
+
+
+def truncated_tail_z(indices, key, n, k, mapping, subsequence=0):
+    """The tail mapping's exact standardized value (docs/spec.md §3): n >= 0
+    the bound nearer the mean in standard units (float64, exact), k the
+    float32 per-call constant. The element's mass fraction from that bound
+    is v = u (upper) or 1 - u (lower), u = ((x_l >> 9) + 1/2) 2^-23; its
+    tail probability Phi(-|z|) = Phi(-n) (1 - v k), exactly (float64:
+    1 - v k rounds once, relative 2^-53), inverted by scipy's ndtri. Returns
+    z with its sign (negative for a lower interval)."""
+    from scipy.special import ndtr, ndtri
+
+    i = np.asarray(indices, dtype=np.uint64).ravel()
+    _, _, lane, x = stream_words(i, key, subsequence)
+    word = x[np.arange(i.size), lane]
+    u = ((word >> 9).astype(np.float64) + 0.5) * 2.0**-23
+    v = u if mapping == TAIL_UPPER else 1.0 - u
+    z = -ndtri(ndtr(-n) * (1.0 - v * float(np.float32(k))))
+    return z if mapping == TAIL_UPPER else -z
+
+
 def truncated_narrow_values(indices, key, consts, dtype_name, subsequence=0):
     """The truncated normal's narrow mapping (docs/spec.md §3), exactly, from
     the per-call float32 constants (scale, shift, lower, upper, p_lo, c_hi,
-    width, c4, c5, narrow) = (e1, X0, lower, upper, e2, e3, e0, e4, e5, True):
+    width, c4, c5, mapping) = (e1, X0, lower, upper, e2, e3, e0, e4, e5, NARROW):
     y = ((x_l >> 8) + 1/2) 2^-23 - 1 (exact), Horner's rule in fma,
     t = fma(q, y, e0), out = RNE_dtype(clamp(t + X0))."""
-    e1, x0, lower, upper, e2, e3, e0, e4, e5, narrow = consts
-    assert narrow
+    e1, x0, lower, upper, e2, e3, e0, e4, e5, mapping = consts
+    assert mapping == NARROW
     i = np.asarray(indices, dtype=np.uint64).ravel()
     _, _, lane, x = stream_words(i, key, subsequence)
     word = x[np.arange(i.size), lane]

@@ -141,6 +141,26 @@ def test_sizes_match_cpu(build_dir, backend, transform, dtype, n):
         check(build_dir, backend, key, (n,), dtype, msg=f"key {key}", **spec)
 
 
+# The truncated normal's other mappings (docs/spec.md §3) run the same
+# kernel variant as TRANSFORMS' row (the inverse CDF): the tail mapping
+# (upper and lower side) and the narrow one.
+TRUNCATED_MAPPINGS = {
+    "tail_upper": dict(kind=3, scale=0.8, shift=0.1, low=2.0, high=float("inf")),
+    "tail_lower": dict(kind=3, scale=1.5, shift=-0.5, low=-float("inf"), high=-0.6),
+    "narrow": dict(kind=3, scale=0.8, shift=0.1, low=1.0, high=1.001),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mapping", list(TRUNCATED_MAPPINGS))
+def test_truncated_mappings_match_cpu(build_dir, backend, mapping):
+    spec = TRUNCATED_MAPPINGS[mapping]
+    for dtype in DTYPES:
+        check(build_dir, backend, KEYS[2], (4099,), dtype, msg=mapping, **spec)
+        check(build_dir, backend, KEYS[1], (30, 99), dtype, msg=mapping,
+              full_shape=[37, 101], start=[3, 1], **spec)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     "full_shape, start, shape",
@@ -296,7 +316,8 @@ def test_cuda_shim_with_clang(build_dir):
     cxx = clangxx()
     if not cxx:
         pytest.skip("no clang++ >= 15 installed (.ci/run installs one)")
-    for transform, (spec, _) in TRANSFORMS.items():
+    specs = [(t, spec) for t, (spec, _) in TRANSFORMS.items()] + list(TRUNCATED_MAPPINGS.items())
+    for transform, spec in specs:
         for dtype in DTYPES:
             launch, _ = record_draw("cuda", KEYS[2], (3, 339), dtype, **spec)
             dll = ps.build(launch, build_dir, cxx=cxx)

@@ -1,11 +1,13 @@
-"""The truncated normal's resolution (docs/spec.md §3, the mapping rule and
-the narrow mapping): between adjacent values the sampler can output, the
-truncated law's mass is at most 2^-20 unless they are adjacent float32
-values, measured from every reachable word; the narrow polynomial against
-an independent exact inverse CDF; the law against scipy.stats.truncnorm on
-2^20 draws for intervals from 1e-7 sigma wide to one-sided far tails; and
-the clamp rounding to the dtype as normal() does (no refusal of a reach
-that holds no value of the dtype)."""
+"""The truncated normal's resolution (docs/spec.md §3, the mapping rule, the
+narrow and the tail mappings): between adjacent values the sampler can
+output, the truncated law's mass is at most 2^-20 unless they are adjacent
+float32 values (one value's rounding cell), measured from every reachable
+word, for the issue's rows and a family of intervals: the switches between
+the mappings, far one-sided tails, wide intervals, scaled ones; the narrow
+polynomial against an independent exact inverse CDF; the law against
+scipy.stats.truncnorm on 2^20 draws for intervals from 1e-7 sigma wide to
+one-sided far tails; and the clamp rounding to the dtype as normal() does
+(no refusal of a reach that holds no value of the dtype)."""
 
 import ctypes
 import math
@@ -85,9 +87,9 @@ def words_lib(tmp_path_factory):
     src = tmp / "words.cpp"
     src.write_text(
         '#include "fused_init_math.h"\n'
-        'extern "C" void tn_words(const uint32_t* w, long n, const float* k, int narrow,\n'
+        'extern "C" void tn_words(const uint32_t* w, long n, const float* k, uint32_t mapping,\n'
         '                         float* out) {\n'
-        '  mfi::Truncation tr{k[2], k[4], k[5], k[6], k[7], k[8], narrow ? ~0u : 0u};\n'
+        '  mfi::Truncation tr{k[2], k[4], k[5], k[6], k[7], k[8], mapping};\n'
         '  for (long i = 0; i < n; ++i)\n'
         '    out[i] = mfi::truncated_normal_value(w[i], k[0], k[1], k[3], tr);\n'
         '}\n')
@@ -97,36 +99,44 @@ def words_lib(tmp_path_factory):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     dll = ctypes.CDLL(str(lib))
-    dll.tn_words.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_int,
+    dll.tn_words.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_uint32,
                              ctypes.c_void_p]
     return dll
 
 
 def reachable(dll, consts):
     """The sorted distinct float32 values of every word the mapping reads:
-    x >> 9 for the inverse CDF, x >> 8 for the narrow mapping (the output
-    depends on nothing else)."""
-    narrow = bool(consts[9])
-    bits = 8 if narrow else 9
+    x >> 9 for the inverse CDF and the tail mapping, x >> 8 for the narrow
+    mapping (the output depends on nothing else)."""
+    bits = 8 if consts[9] == ref.NARROW else 9
     words = np.arange(1 << (32 - bits), dtype=np.uint32) << np.uint32(bits)
     k = np.array(consts[:9], dtype=np.float32)
     out = np.empty(words.size, dtype=np.float32)
-    dll.tn_words(words.ctypes.data, words.size, k.ctypes.data, int(narrow), out.ctypes.data)
+    dll.tn_words(words.ctypes.data, words.size, k.ctypes.data, consts[9], out.ctypes.data)
     return np.unique(out)
 
 
 # (mean, std, a, b): the issue's three rows, intervals 1e-7 sigma wide at
 # several distances from the mean, intervals on either side of the mapping
-# rule's switch (width = P / 8), the middle, and one-sided far tails.
+# rule's switch (width = P / 8) between the narrow mapping and the tail or
+# inverse CDF mapping, where one float32 value's cell can hold several
+# 2^-20 of the interval's mass (5 2^-20 at [3, 3.05], 36 2^-20 at [6,
+# 6.03]), one-sided far tails, wide intervals and scaled ones.
 FAMILY = [
     (0.0, 1e6, -2.0, 2.0), (0.0, 1.0, -1e-6, 1e-6), (0.0, 1.0, 0.0, 1e-7),
     (0.0, 1.0, 0.5, 0.5 + 1e-7), (0.0, 1.0, -2.0 - 1e-7, -2.0), (0.0, 1.0, 5.0, 5.0 + 1e-7),
     (-9.99, 1.0, 0.0, 1e-7),  # 9.99 sigma out, 1e-7 sigma wide, outputs near 0
     (0.0, 1.0, -0.078, 0.078), (0.0, 1.0, -0.079, 0.079),  # narrow / inverse CDF (P = 1/2)
-    (0.0, 1.0, 3.0, 3.04), (0.0, 1.0, 3.0, 3.05),          # narrow / inverse CDF (P = Phi(-3))
-    (0.0, 1.0, 1.0, 1.08), (0.0, 1.0, -9.5, -9.49),
-    (0.0, 1.0, -2.0, 2.0), (0.0, 1.0, 3.0, 8.0), (0.0, 1.0, 9.9, math.inf),
-    (0.0, 1.0, -math.inf, -9.995), (1.0, 0.5, -math.inf, math.inf),
+    (0.0, 1.0, 3.0, 3.04), (0.0, 1.0, 3.0, 3.05),          # narrow / tail (P = Phi(-3))
+    (0.0, 1.0, 0.5, 0.63), (0.0, 1.0, 0.6745, 0.78),       # tail near the switch,
+    (0.0, 1.0, 1.0, 1.1), (0.0, 1.0, -2.1, -2.0),          # from the mean outwards
+    (0.0, 1.0, 6.0, 6.03), (0.0, 1.0, -9.5, -9.48),
+    (0.0, 1.0, 1.0, 1.08), (0.0, 1.0, -9.5, -9.49),        # narrow
+    (0.0, 1.0, -2.0, 2.0), (0.0, 1.0, 3.0, 8.0), (0.0, 1.0, 3.0, 3.3), (0.0, 1.0, 0.5, 0.7),
+    (0.0, 1.0, 5.0, math.inf), (0.0, 1.0, 8.0, 12.0), (0.0, 1.0, -math.inf, -3.0),
+    (0.0, 1.0, 9.9, math.inf), (0.0, 1.0, -math.inf, -9.995), (0.0, 1.0, 0.0, 1.0),
+    (0.0, 1.0, -1.0, math.inf), (1.0, 0.5, -math.inf, math.inf),
+    (5.0, 2.0, 11.0, 11.2), (-3.0, 0.7, -math.inf, -5.1), (0.1, 0.3, 0.4, 0.5),
 ]
 
 
@@ -139,29 +149,34 @@ def test_mass_between_adjacent_outputs(words_lib, mean, std, a, b):
     # The clamp bounds close the ends: the mass below the first output and
     # above the last counts too.
     pts = np.unique(np.concatenate([[consts[2]], x, [consts[3]]]).astype(np.float32))
-    z = (pts.astype(np.float64) - m) / s
-    z = np.clip(z, alpha, beta)
-    gaps = phi_mass(z[:-1], z[1:]) / total
-    step = pts[:-1]
-    for _ in range(1 if consts[9] else 2):
-        step = np.nextafter(step, np.float32(np.inf))
-        neighbours = pts[1:] <= step
-    # Narrow mapping: adjacent outputs are adjacent float32 values wherever
-    # one value's cell holds more than 2^-20. Inverse CDF: ndtri_lower's
-    # rounding noise (about one float32 step of z in the tails) can skip a
-    # value: at most one, measured (docs/spec.md §3).
-    bad = ~neighbours & (gaps > TWO_M20)
-    assert not bad.any(), (consts[9], gaps[bad].max() / TWO_M20, pts[:-1][bad][:5])
+    # Adjacent float32 values: their gap is one value's cell, whatever it
+    # holds (docs/spec.md §3). Every other gap holds at most 2^-20.
+    neighbours = pts[1:] <= np.nextafter(pts[:-1], np.float32(np.inf))
+    lo, hi = pts[:-1][~neighbours], pts[1:][~neighbours]
+    z0 = np.clip((lo.astype(np.float64) - m) / s, alpha, beta)
+    z1 = np.clip((hi.astype(np.float64) - m) / s, alpha, beta)
+    gaps = phi_mass(z0, z1) / total
+    assert gaps.size == 0 or gaps.max() <= TWO_M20, (
+        consts[9], gaps.max() / TWO_M20, lo[gaps > TWO_M20][:5])
 
 
 def test_mapping_rule():
     # docs/spec.md §3: the narrow mapping iff width < P / 8, P the tail
-    # probability of the interval's point nearest the mean.
+    # probability of the interval's point nearest the mean; otherwise the
+    # inverse CDF if the interval holds the mean inside, else the tail
+    # mapping (upper or lower side).
     for a, b in [(-0.078, 0.078), (-0.079, 0.079), (3.0, 3.04), (3.0, 3.05), (-9.5, -9.49),
-                 (-9.5, -9.48), (0.2, 0.25), (0.2, 0.3)]:
-        narrow = _ext.truncation_constants(0.0, 1.0, a, b, mx.float32)[9]
+                 (-9.5, -9.48), (0.2, 0.25), (0.2, 0.3), (-2.0, 2.0), (0.0, 1.0), (-1.0, 0.0),
+                 (-1e-9, 1.0), (-1.0, 1e-9), (3.0, math.inf), (-math.inf, -3.0)]:
+        mapping = _ext.truncation_constants(0.0, 1.0, a, b, mx.float32)[9]
         nearest = 0.0 if a <= 0 <= b else min(abs(a), abs(b))
-        assert narrow == (phi_mass(a, b) < ndtr(-nearest) / 8), (a, b)
+        if phi_mass(a, b) < ndtr(-nearest) / 8:
+            want = ref.NARROW
+        elif a < 0 < b:
+            want = ref.INVERSE_CDF
+        else:
+            want = ref.TAIL_UPPER if a >= 0 else ref.TAIL_LOWER
+        assert mapping == want, (a, b, mapping)
 
 
 def exact_quantile(c, d, w):
@@ -183,7 +198,7 @@ def test_narrow_polynomial_is_the_inverse_cdf(mean, std, a, b):
     # against the exact inverse CDF, in units of the half-width s d: within
     # 1e-7 (fit below 1e-8, float32 coefficients 2^-24 each).
     consts = _ext.truncation_constants(mean, std, a, b, mx.float32)
-    assert consts[9]
+    assert consts[9] == ref.NARROW
     e1, x0, _, _, e2, e3, e0, e4, e5, _ = (float(v) for v in consts)
     m, s, alpha, beta = clipped(mean, std, a, b)
     c, d = (alpha + beta) / 2, (beta - alpha) / 2
@@ -202,7 +217,7 @@ def test_narrow_is_the_reference_bit_for_bit(mean, std, a, b, dtype):
     names = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
     n = (1 << 14) + 3
     consts = _ext.truncation_constants(mean, std, a, b, dtype)
-    assert consts[9]
+    assert consts[9] == ref.NARROW
     got = to_numpy(draw(mean, std, a, b, n, dtype)).astype(np.float32)
     want = ref.truncated_narrow_values(np.arange(n), KEY, consts, names[dtype])
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

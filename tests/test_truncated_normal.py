@@ -9,7 +9,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from scipy import stats
-from scipy.special import ndtr
+from scipy.special import log_ndtr, ndtr
 
 import mlx_fused_init as mfi
 import reference as ref
@@ -30,35 +30,61 @@ def draw(mean, std, a, b, n, dtype=mx.float32, key=KEY, **kw):
 
 # Standardized intervals that between them reach every branch of
 # ndtri_lower (w < 6.25, < 16, up to 76.5, i.e. p down to Phi(-12)), both
-# tails, the middle, and the upper-tail mirror image of each far interval.
+# tails, the middle, and the upper-tail mirror image of each far interval:
+# the inverse CDF for those that hold the mean, the tail mapping for the
+# others (docs/spec.md §3).
 INTERVALS = [(-2, 2), (-12, 12), (-12, -6), (-12, -9.99), (9.9, 30), (6, 12), (-5, -3),
-             (3, 8), (-0.1, 0.1), (-0.6, 0.6), (0.4, 0.6), (-1, math.inf)]
+             (3, 8), (-0.1, 0.1), (-0.6, 0.6), (0.4, 0.6), (-1, math.inf), (0, 1), (-2, 0),
+             (0.3, math.inf), (1.5, 2.5), (4, 4.5)]
+# docs/spec.md §3's bound for the tail mapping, on z = n + delta against the
+# exact quantile of the element's mass fraction, for delta <= 2: half an
+# ulp of z (the final rounding), rounding errors relative to delta (the
+# Newton step's terms are all multiples of delta), and what the step leaves
+# of ndtri_lower's error (its slope is good to 0.2%). Beyond, Z_BOUND.
+TAIL_DELTA_BOUND = 2.0 ** -21
+TAIL_FLOOR = 2.0 ** -30
 
 
 @pytest.mark.parametrize("a, b", INTERVALS)
 def test_matches_the_float64_definition(a, b):
-    # mean 0, std 1, float32: the output is z itself (fma(1, z, 0) = z),
-    # clamped to [a, b]; the reference is the exact Phi^-1 of the same
-    # float32 tail probability (tests/reference.py, from the spec).
+    # mean 0, std 1, float32: the inverse CDF's output is z itself (fma(1,
+    # z, 0) = z), clamped to [a, b]; the reference is the exact Phi^-1 of
+    # the same float32 tail probability (tests/reference.py, from the spec).
+    # The tail mapping's reference is the exact quantile of the element's
+    # mass fraction (reference.truncated_tail_z).
     n = 1 << 18
-    _, _, lower, upper, p_lo, c_hi, width, _, _, narrow = _ext.truncation_constants(
+    _, _, lower, upper, p_lo, c_hi, width, _, _, mapping = _ext.truncation_constants(
         0.0, 1.0, a, b, mx.float32)
-    assert not narrow
+    assert mapping != ref.NARROW
     got = to_numpy(draw(0.0, 1.0, a, b, n)).astype(np.float64)
-    z = np.clip(ref.truncated_normal_z(np.arange(n), KEY, p_lo, c_hi, width), lower, upper)
-    err = np.abs(got - z) / np.maximum(1.0, np.abs(z))
-    assert err.max() <= Z_BOUND, (err.max(), got[err.argmax()], z[err.argmax()])
+    if mapping == ref.INVERSE_CDF:
+        assert a < 0 < b
+        z = np.clip(ref.truncated_normal_z(np.arange(n), KEY, p_lo, c_hi, width), lower, upper)
+        err = np.abs(got - z) / np.maximum(1.0, np.abs(z))
+        assert err.max() <= Z_BOUND, (err.max(), got[err.argmax()], z[err.argmax()])
+        return
+    assert mapping == (ref.TAIL_UPPER if a >= 0 else ref.TAIL_LOWER)
+    nearest = max(a, -12.0) if a >= 0 else -min(b, 12.0)
+    z = np.clip(ref.truncated_tail_z(np.arange(n), KEY, nearest, width, mapping), lower, upper)
+    err = np.abs(got - z)
+    assert (err / np.maximum(1.0, np.abs(z))).max() <= Z_BOUND
+    delta = np.abs(z) - nearest
+    ulp = np.spacing(np.abs(z).astype(np.float32)).astype(np.float64)
+    near = delta <= 2.0
+    bound = 0.5 * ulp + TAIL_DELTA_BOUND * delta + TAIL_FLOOR * np.maximum(1.0, np.abs(z))
+    excess = (err - bound)[near]
+    assert excess.max() <= 0, (excess.max(), got[near][excess.argmax()], z[near][excess.argmax()])
 
 
-@pytest.mark.parametrize("mean, std, a, b", [(0, 1, -2, 2), (0.5, 2, -1, 0.7), (0, 1, 3, 8),
-                                             (0, 1, -8, -3), (1, 0.1, -math.inf, math.inf),
+@pytest.mark.parametrize("mean, std, a, b", [(0, 1, -2, 2), (0.5, 2, -1, 0.7),
+                                             (1, 0.1, -math.inf, math.inf),
                                              (0, 1, -100, 10.5)])
 def test_constants_are_the_float64_probabilities(mean, std, a, b):
     # p_lo = Phi(alpha), c_hi = Phi(-beta), width = Phi(beta) - Phi(alpha),
     # standardized bounds clipped to [-12, 12]; each rounded once to float32.
-    scale, shift, lower, upper, p_lo, c_hi, width, _, _, narrow = _ext.truncation_constants(
+    scale, shift, lower, upper, p_lo, c_hi, width, _, _, mapping = _ext.truncation_constants(
         mean, std, a, b, mx.float32)
-    assert not narrow
+    assert mapping == ref.INVERSE_CDF
     alpha = np.clip((a - mean) / std, -12, 12)
     beta = np.clip((b - mean) / std, -12, 12)
     want_width = ndtr(-alpha) - ndtr(-beta) if alpha > 0 else ndtr(beta) - ndtr(alpha)
@@ -73,6 +99,43 @@ def test_constants_are_the_float64_probabilities(mean, std, a, b):
     want_lower = min(max(np.float32(m - 12 * s), a_in), b_in)
     want_upper = max(min(np.float32(m + 12 * s), b_in), a_in)
     assert (lower, upper) == (want_lower, want_upper)
+
+
+def log_mills(x):
+    """ln(Phi(-x) / phi(x)), by scipy's log_ndtr (independent of the C
+    library's erfc that the host uses)."""
+    return log_ndtr(-x) + 0.5 * x * x + 0.5 * math.log(2 * math.pi)
+
+
+@pytest.mark.parametrize("mean, std, a, b", [(0, 1, 3, 8), (0, 1, -8, -3), (0.5, 2, 0.7, 9),
+                                             (1, 0.1, -math.inf, 0.1), (0, 1, 0, 1),
+                                             (-0.3, 1.7, 16.5, math.inf), (2, 3, -1, 2)])
+def test_tail_constants(mean, std, a, b):
+    # docs/spec.md §3, tail mapping: n the bound nearer the mean (standard
+    # units), a32 = float32(n), Qn = float32(Phi(-n)), k = float32(mass /
+    # Phi(-n)), K = float32((a32^2 - n^2)/2 + ln M(n) - ln M(a32)), the
+    # output anchor mean +- std a32 as float32 X_a plus float32 e_a, and
+    # scale +-std.
+    scale, shift, _, _, a32, qn, k, big_k, e_a, mapping = _ext.truncation_constants(
+        mean, std, a, b, mx.float32)
+    m, s = float(np.float32(mean)), float(np.float32(std))
+    alpha = max((a - m) / s, -12.0)
+    beta = min((b - m) / s, 12.0)
+    upper_side = alpha >= 0
+    assert mapping == (ref.TAIL_UPPER if upper_side else ref.TAIL_LOWER)
+    n = alpha if upper_side else -beta
+    far = beta if upper_side else -alpha
+    mass = ndtr(-n) - ndtr(-far)
+    assert a32 == np.float32(n) and qn == np.float32(ndtr(-n))
+    assert abs(k - mass / ndtr(-n)) <= 2 ** -24 * (mass / ndtr(-n))
+    an = float(a32)
+    want_k = 0.5 * (an - n) * (an + n) + log_mills(n) - log_mills(an)
+    assert abs(big_k - want_k) <= 2 ** -24 * abs(want_k) + 1e-13
+    sign = 1.0 if upper_side else -1.0
+    assert scale == np.float32(sign * s)
+    anchor = m + sign * s * an
+    assert shift == np.float32(anchor)
+    assert abs(e_a - (anchor - float(shift))) <= 2 ** -24 * abs(anchor - float(shift))
 
 
 # Kolmogorov-Smirnov on 2^20 samples: the critical value at level 1e-4 is

@@ -54,13 +54,13 @@ def shim(request, tmp_path_factory):
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
         ctypes.c_char_p, ctypes.c_int,
     ]
-    dll.mfi_shim_set_truncation.argtypes = [ctypes.c_float] * 6 + [ctypes.c_int]
+    dll.mfi_shim_set_truncation.argtypes = [ctypes.c_float] * 6 + [ctypes.c_uint32]
     return dll
 
 
 def run_shim(dll, key, shape, dtype, mean, std, a, b, subsequence=0, full_shape=None,
              start=None, max_group=64):
-    scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, narrow = _ext.truncation_constants(
+    scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, mapping = _ext.truncation_constants(
         mean, std, a, b, dtype)
     full_shape = list(full_shape or shape)
     start = list(start or [0] * len(shape))
@@ -68,7 +68,7 @@ def run_shim(dll, key, shape, dtype, mean, std, a, b, subsequence=0, full_shape=
     key_arr = np.array(key, dtype=np.uint32)
     f, s, w = (np.array(v, dtype=np.int64) for v in (full_shape, start, shape))
     err = ctypes.create_string_buffer(256)
-    dll.mfi_shim_set_truncation(lower, p_lo, c_hi, width, c4, c5, int(narrow))
+    dll.mfi_shim_set_truncation(lower, p_lo, c_hi, width, c4, c5, mapping)
     rc = dll.mfi_shim_fused_init(
         OUT_TYPE[dtype], 3, scale, shift, upper, subsequence, key_arr.ctypes.data, 1,
         len(shape), f.ctypes.data, s.ctypes.data, w.ctypes.data, max_group,
@@ -86,10 +86,14 @@ def run_cpu(key, shape, dtype, mean, std, a, b, **kw):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mean, std, a, b", [(0.0, 1.0, -2.0, 2.0), (0.5, 2.0, -1.0, 0.7),
+                                             (1001.0, 1e-3, -math.inf, math.inf),
+                                             # tail mapping (docs/spec.md §3): upper,
+                                             # lower, every piece of its ln M, far
                                              (0.0, 1.0, 3.0, 8.0), (0.0, 1.0, -12.0, -9.5),
-                                             # narrow mapping (docs/spec.md §3)
-                                             (0.0, 1e6, -2.0, 2.0), (0.0, 1.0, 3.0, 3.001),
-                                             (1001.0, 1e-3, -math.inf, math.inf)])
+                                             (0.25, 1.3, 0.9, 1.2), (-1.0, 0.7, -math.inf, -1.0),
+                                             (5.0, 2.0, 11.0, 11.2), (0.0, 1.0, 4.5, math.inf),
+                                             # narrow mapping
+                                             (0.0, 1e6, -2.0, 2.0), (0.0, 1.0, 3.0, 3.001)])
 def test_matches_cpu(shim, dtype, mean, std, a, b):
     for key in KEYS:
         for shape in [(1,), (1023,), (7, 13), ((1 << 15) + 3,)]:

@@ -43,9 +43,9 @@ def uniform_bounds(low: float, high: float, dtype: mlx.core.Dtype) -> tuple[floa
     (shift, scale, upper) of a uniform draw on [low, high): values are min(fma(scale, v, shift), upper), v = (x >> 8) * 2^-24, in float32, then down to the dtype's grid.
     """
 
-def truncation_constants(mean: float, std: float, a: float, b: float, dtype: mlx.core.Dtype, name: str = 'truncation_constants') -> tuple[float, float, float, float, float, float, float, float, float, bool]:
+def truncation_constants(mean: float, std: float, a: float, b: float, dtype: mlx.core.Dtype, name: str = 'truncation_constants') -> tuple[float, float, float, float, float, float, float, float, float, int]:
     """
-    (scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, narrow) of a truncated normal draw (docs/spec.md section 3): the float32 values the kernels use, and the mapping (narrow: the polynomial one).
+    (scale, shift, lower, upper, p_lo, c_hi, width, c4, c5, mapping) of a truncated normal draw (docs/spec.md section 3): the float32 values the kernels use, and the mapping word (0: inverse CDF, 0xFFFFFFFF: narrow, 1 or 2: tail, upper or lower).
     """
 
 def set_cpu_kernel(name: str) -> None:

@@ -241,17 +241,17 @@ int mfi_shim_fused_perturb(
   }
 }
 
-// lower, p_lo, c_hi, width, c4, c5, narrow of mfi::Truncation for the next
-// fused_init call.
+// lower, p_lo, c_hi, width, c4, c5 and the mapping word (narrow) of
+// mfi::Truncation for the next fused_init call.
 void mfi_shim_set_truncation(float lower, float p_lo, float c_hi, float width, float c4,
-                             float c5, int narrow) {
+                             float c5, uint32_t mapping) {
   g_truncation[0] = lower;
   g_truncation[1] = p_lo;
   g_truncation[2] = c_hi;
   g_truncation[3] = width;
   g_truncation[4] = c4;
   g_truncation[5] = c5;
-  g_narrow = narrow ? ~0u : 0u;
+  g_narrow = mapping;
 }
 
 // Space-separated names of the kernels the source instantiates.
