@@ -42,11 +42,17 @@ from .initializers import (  # noqa: E402
     uniform,
 )
 from .constant import constant, ones, zeros  # noqa: E402
-from .model import init_model, param_subsequence, stacked_expert_layers  # noqa: E402
+from .model import (  # noqa: E402
+    init_model,
+    param_subsequence,
+    perturb_model,
+    stacked_expert_layers,
+)
 from .sharding import init_sharded, shard, shard_ranges  # noqa: E402
 from .truncated import truncated_normal, variance_scaling  # noqa: E402
 from .perturb import perturb  # noqa: E402
 from . import recipes  # noqa: E402
+from . import zo  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -68,6 +74,7 @@ __all__ = [
     "ones",
     "param_subsequence",
     "perturb",
+    "perturb_model",
     "recipes",
     "philox4x32_10",
     "set_cpu_kernel",
@@ -79,4 +86,5 @@ __all__ = [
     "uniform",
     "variance_scaling",
     "zeros",
+    "zo",
 ]

@@ -297,3 +297,141 @@ def init_model(
 
     with_key(key, name, build_in_place)
     return model
+
+
+def _dtype_name(dtype) -> str:
+    return str(dtype).replace("mlx.core.", "")
+
+
+def _check_key(key, name: str) -> mx.array:
+    if not isinstance(key, mx.array):
+        raise TypeError(
+            f"[{name}] key must be an mx.array of dtype uint32 and shape (2,) "
+            f"(e.g. mx.random.key(0)), but got {type(key).__name__}.")
+    if key.dtype != mx.uint32 or key.shape != (2,):
+        raise ValueError(
+            f"[{name}] key must be an mx.array of dtype uint32 and shape (2,) "
+            f"(e.g. mx.random.key(0)), but got dtype {_dtype_name(key.dtype)} and shape "
+            f"{key.shape}.")
+    return key
+
+
+def perturbation_plan(params_or_model, name: str, trainable: bool = False) -> tuple:
+    """``(tree, paths)``: the parameter tree and the paths of the leaves that
+    ``perturb_model`` perturbs, in ``tree_flatten`` order and spelling.
+
+    A module contributes ``model.parameters()`` (``trainable=True``:
+    ``model.trainable_parameters()``); the parameters of quantized layers
+    are recognized by their owner, as ``init_model`` recognizes them. A
+    bare tree (dicts, lists and tuples of arrays) has no owners: a dict
+    that holds a packed integer ``weight`` and ``scales`` (``mx.quantize``'s
+    layout, what a quantized layer's ``parameters()`` is) is a quantized
+    layer, and all its leaves are left alone. Non-floating leaves (packed
+    weights, integer buffers, masks) are never perturbed."""
+    if isinstance(params_or_model, nn.Module):
+        model = params_or_model
+        tree = model.trainable_parameters() if trainable else model.parameters()
+        modules = dict(model.named_modules())
+
+        def quantized_owner(path, parent):
+            owner_path = path.rsplit(".", 1)[0] if "." in path else ""
+            return _is_quantized(modules.get(owner_path, model))
+    elif isinstance(params_or_model, (dict, list, tuple)):
+        tree = params_or_model
+
+        def quantized_owner(path, parent):
+            return isinstance(parent, dict) and _holds_quantized(parent)
+    else:
+        raise TypeError(
+            f"[{name}] params_or_model must be an mlx.nn.Module or a parameter tree (dicts "
+            f"and lists of mx.array, as model.parameters()), but got "
+            f"{type(params_or_model).__name__}.")
+
+    paths = []
+
+    def walk(node, prefix, parent):
+        if isinstance(node, dict):
+            items = node.items()
+        elif isinstance(node, (list, tuple)):
+            items = enumerate(node)
+        elif isinstance(node, mx.array):
+            if mx.issubdtype(node.dtype, mx.floating) and not quantized_owner(prefix, parent):
+                if node.dtype not in _checks.SUPPORTED_DTYPES:
+                    raise ValueError(
+                        f"[{name}] {prefix}: the dtype must be float32, float16 or bfloat16 to "
+                        f"be perturbed, but got {_dtype_name(node.dtype)}.")
+                paths.append(prefix)
+            return
+        else:
+            raise TypeError(
+                f"[{name}] params_or_model must be a tree of mx.array, but the leaf at "
+                f"{prefix or '<root>'!r} is {type(node).__name__}.")
+        for k, child in items:
+            walk(child, f"{prefix}.{k}" if prefix else str(k), node)
+
+    walk(tree, "", None)
+    return tree, paths
+
+
+def map_paths(tree, paths, fn):
+    """A copy of ``tree`` (same containers' types) whose leaves at ``paths``
+    are replaced by ``fn(path, leaf)``; every other leaf is the same object."""
+    todo = set(paths)
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            return {k: walk(v, f"{prefix}.{k}" if prefix else str(k)) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            out = [walk(v, f"{prefix}.{i}" if prefix else str(i)) for i, v in enumerate(node)]
+            return out if isinstance(node, list) else type(node)(out)
+        return fn(prefix, node) if prefix in todo else node
+
+    return walk(tree, "")
+
+
+def perturb_model(
+    params_or_model,
+    scale: float,
+    *,
+    key: mx.array,
+    weight_scale: float = 1.0,
+    stream=None,
+):
+    """Every floating parameter perturbed by ``scale`` times its own
+    regenerable noise: the new parameter tree, lazy.
+
+    Args:
+        params_or_model: an ``nn.Module`` (its ``parameters()``: every
+          parameter, frozen ones included; pass
+          ``model.trainable_parameters()`` for only those) or a parameter
+          tree, dicts and lists of arrays as ``model.parameters()`` returns.
+        scale: the noise's standard deviation (any finite real; 0 gives the
+          parameters back, up to ``weight_scale``).
+        key: a ``uint32`` array of shape ``(2,)``; required (the noise must
+          be regenerable).
+        weight_scale: each parameter is multiplied by it first
+          (``weight_scale * w + scale * z``; a weight decay step).
+        stream: as in MLX ops.
+
+    The parameter at ``path`` becomes ``perturb(w, scale, key=key,
+    subsequence=param_subsequence(path), weight_scale=weight_scale)``: its
+    noise is ``normal(0.0, 1.0)`` of ``init_model``'s subsequence for the
+    path, so it depends only on (key, path, element) and can be regenerated
+    at any time instead of stored. The parameters of quantized layers (all
+    of them: packed weights, scales, biases) and non-floating parameters
+    are returned unchanged (the same arrays). Returns a tree of the input's
+    structure (for a module, ``model.parameters()``'s), with the unchanged
+    leaves as the same objects; the module is not modified: apply the
+    result with ``model.update(...)``.
+    """
+    from .perturb import perturb
+
+    name = "perturb_model"
+    tree, paths = perturbation_plan(params_or_model, name)
+    scale = _checks.real(scale, "scale", name)
+    weight_scale = _checks.real(weight_scale, "weight_scale", name)
+    key = _check_key(key, name)
+    _checks.check_stream(stream, name)
+    return map_paths(tree, paths, lambda path, w: perturb(
+        w, scale, key=key, subsequence=param_subsequence(path),
+        weight_scale=weight_scale, stream=stream))
