@@ -125,7 +125,9 @@ def throughput(shape, dtype_name: str, reps: int) -> list:
     for name, fn in fns.items():
         base = settle()
         fn()
-        peak = mx.get_peak_memory() - base
+        # MLX resets the peak to 0, not to the active memory: a call that
+        # allocates nothing (in place) leaves it there.
+        peak = max(mx.get_peak_memory(), base) - base
         best = min(times[name])
         rows.append({
             "shape": list(shape), "dtype": dtype_name, "contestant": name,
