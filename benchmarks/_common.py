@@ -6,6 +6,7 @@ import math
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -110,3 +111,15 @@ def fmt(x: float, digits: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     return f"{x:,.{digits}f}"
+
+
+def output_folder(args, prefix: str) -> Path:
+    """--save-results: the committed results; --out: that folder; else a new
+    temporary one (a run never overwrites what the docs quote by accident)."""
+    if args.save_results:
+        return RESULTS
+    if args.out:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-"))

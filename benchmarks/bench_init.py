@@ -39,7 +39,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import mlx.core as mx
@@ -49,7 +48,8 @@ import numpy as np
 import mkl_peer
 import mlx_fused_init as mfi
 import contended
-from _common import RESULTS, fmt, interleave, machine, optional, summarize, write_json
+from _common import (RESULTS, fmt, interleave, machine, optional, output_folder, summarize,
+                     write_json)
 
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 
@@ -290,18 +290,6 @@ def plot(rows, path):
     return path
 
 
-def output_folder(args) -> Path:
-    """--save-results: the committed results; --out: that folder; else a new
-    temporary one (a run never overwrites what the docs quote by accident)."""
-    if args.save_results:
-        return RESULTS
-    if args.out:
-        folder = Path(args.out)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return Path(tempfile.mkdtemp(prefix="bench_init-"))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -347,7 +335,7 @@ def main(argv=None) -> int:
     families = ["glorot_normal"] if args.quick else list(FAMILY)
     if args.family:
         families = args.family
-    folder = output_folder(args)
+    folder = output_folder(args, "bench_init")
     meta = machine()
     meta["cpu_kernels"] = mfi.available_cpu_kernels()
     meta["mkl"] = MKL_NOTE

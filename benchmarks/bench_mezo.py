@@ -41,7 +41,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,7 +50,7 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_unflatten
 
 import mlx_fused_init as mfi
-from _common import RESULTS, fmt, interleave, machine, write_json
+from _common import RESULTS, fmt, interleave, machine, output_folder, write_json
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16}
 GIB = 2**30
@@ -313,18 +312,6 @@ def markdown(meta, command, perturb_rows, rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def output_folder(args) -> Path:
-    """--save-results: the committed results; --out: that folder; else a new
-    temporary one."""
-    if args.save_results:
-        return RESULTS
-    if args.out:
-        folder = Path(args.out)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return Path(tempfile.mkdtemp(prefix="bench_mezo-"))
-
-
 def available_bytes() -> float:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -371,7 +358,7 @@ def main(argv=None) -> int:
             p.error(f"--{name} must be >= 1")
     if args.shapes and min(args.shapes) < 1:
         p.error("--shapes must be >= 1")
-    folder = output_folder(args)
+    folder = output_folder(args, "bench_mezo")
     meta = machine()
     meta["backend"] = mfi.backend_info()["backend"]
     meta["perturb"] = perturb_impl()

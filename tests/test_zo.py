@@ -33,6 +33,11 @@ X = mx.random.normal((32, 8), key=mx.random.key(3))
 Y = mx.random.normal((32, 16), key=mx.random.key(4))
 
 
+# Why the run-ahead tests skip where they do.
+NO_MEMORY_LIMIT = ("this MLX release has no mx.set_memory_limit, which zo.bounded_run_ahead "
+                   "needs (without it MeZO leaves MLX's scheduling alone)")
+
+
 def mse(model, x, y):
     # In float32, as docs/zo.md asks of a loss: a bfloat16 mean (MLX 0.26
     # reduces in bfloat16) can round L+ and L- to the same value.
@@ -309,7 +314,7 @@ def peak_above(fn) -> int:
     return mx.get_peak_memory() - base
 
 
-@pytest.mark.skipif(not hasattr(mx, "set_memory_limit"), reason="MLX without set_memory_limit")
+@pytest.mark.skipif(not hasattr(mx, "set_memory_limit"), reason=NO_MEMORY_LIMIT)
 def test_step_peak_is_a_few_layers_above_inference():
     # 48 layers of 256x256 float32 (256 KiB each, 12 MiB in all), one op
     # each. Holding the perturbed model costs 12 MiB and more above
@@ -348,7 +353,7 @@ def test_step_peak_is_a_few_layers_above_inference():
         assert unbounded - inference > 16 * layer_bytes, (unbounded, inference)
 
 
-@pytest.mark.skipif(not hasattr(mx, "set_memory_limit"), reason="MLX without set_memory_limit")
+@pytest.mark.skipif(not hasattr(mx, "set_memory_limit"), reason=NO_MEMORY_LIMIT)
 def test_bounded_run_ahead_sets_and_restores_the_limit():
     limit = memory_limit()
     with zo.bounded_run_ahead(headroom=12345):

@@ -103,34 +103,64 @@ namespace {
 
 // dispatch_threads semantics: threadgroups of plan.group threads, the last
 // one cut short at plan.threads; the kernel sees only its grid position.
-template <typename T, int V>
-void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
-              const uint64_t* stride, const uint32_t* key, const mfi::DispatchPlan& plan) {
+// (Not named `thread`: the shim defines Metal's address spaces away.)
+template <typename Body>
+void for_each_thread(const mfi::DispatchPlan& plan, Body body) {
   uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
   for (uint64_t g = 0; g < groups; ++g) {
     for (uint64_t t = 0; t < plan.group; ++t) {
       uint64_t gid = g * plan.group + t;
       if (gid < plan.threads) {
-        fused_init<T, V>(static_cast<T*>(out), p, extent, stride, key, static_cast<uint>(gid));
+        body(static_cast<uint>(gid));
       }
     }
   }
+}
+
+template <typename T, int V>
+void run_grid(void* out, const mfi::MetalParams& p, const int64_t* extent,
+              const uint64_t* stride, const uint32_t* key, const mfi::DispatchPlan& plan) {
+  for_each_thread(plan, [&](uint gid) {
+    fused_init<T, V>(static_cast<T*>(out), p, extent, stride, key, gid);
+  });
 }
 
 template <typename T>
 void run_perturb_grid(void* out, const void* in, const mfi::MetalParams& p,
                       const int64_t* extent, const uint64_t* stride, const uint32_t* key,
                       const mfi::DispatchPlan& plan) {
-  uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
-  for (uint64_t g = 0; g < groups; ++g) {
-    for (uint64_t t = 0; t < plan.group; ++t) {
-      uint64_t gid = g * plan.group + t;
-      if (gid < plan.threads) {
-        fused_perturb<T>(static_cast<T*>(out), p, extent, stride, key,
-                         static_cast<const T*>(in), static_cast<uint>(gid));
-      }
-    }
-  }
+  for_each_thread(plan, [&](uint gid) {
+    fused_perturb<T>(static_cast<T*>(out), p, extent, stride, key, static_cast<const T*>(in),
+                     gid);
+  });
+}
+
+// The host steps of every fused dispatch (metal_backend.cpp): the window's
+// layout, the parameter block, the outer extents and strides as the MTL
+// encoder gets them, and the grid.
+struct Dispatch {
+  mfi::RunLayout layout;
+  mfi::MetalParams params;
+  std::vector<int64_t> extent;
+  std::vector<uint64_t> stride;
+  mfi::DispatchPlan plan;
+};
+
+Dispatch prepare(const mfi::StreamParams& sp, int ndim, const int64_t* full_shape,
+                 const int64_t* start, const int64_t* shape, int32_t key_stride,
+                 uint64_t max_group) {
+  Dispatch d;
+  d.layout = mfi::make_run_layout(std::vector<int64_t>(full_shape, full_shape + ndim),
+                                  std::vector<int64_t>(start, start + ndim),
+                                  std::vector<int64_t>(shape, shape + ndim));
+  d.params = mfi::make_metal_params(sp, d.layout, key_stride);
+  // MTL encoders get at least one element for an empty vector.
+  d.extent = d.layout.outer_extent;
+  d.stride = d.layout.outer_stride;
+  d.extent.resize(std::max<size_t>(1, d.extent.size()), 1);
+  d.stride.resize(std::max<size_t>(1, d.stride.size()), 0);
+  d.plan = mfi::plan_fused_init(d.params.size, max_group);
+  return d;
 }
 
 size_t item_size(mfi::OutType t) {
@@ -149,12 +179,6 @@ int mfi_shim_fused_init(
     const int64_t* start, const int64_t* shape, uint64_t max_group, void* out,
     char* err, int err_len) {
   try {
-    std::vector<int64_t> f(full_shape, full_shape + ndim), s(start, start + ndim),
-        w(shape, shape + ndim);
-    mfi::RunLayout layout = mfi::make_run_layout(f, s, w);
-    if (layout.size() == 0) {
-      return 0;
-    }
     mfi::StreamParams sp;
     sp.subsequence = subsequence;
     sp.kind = kind;
@@ -168,21 +192,18 @@ int mfi_shim_fused_init(
     sp.c4 = g_truncation[4];
     sp.c5 = g_truncation[5];
     sp.narrow = g_narrow;
-    mfi::MetalParams params = mfi::make_metal_params(sp, layout, key_stride);
+    Dispatch d = prepare(sp, ndim, full_shape, start, shape, key_stride, max_group);
+    if (d.layout.size() == 0) {
+      return 0;
+    }
     auto type = static_cast<mfi::OutType>(out_type);
     std::string name = mfi::metal_kernel_name(type, mfi::transform_variant(kind, shift));
     auto it = registry().find(name);
     if (it == registry().end()) {
       throw std::runtime_error("no kernel named " + name + " in the kernel source");
     }
-    // MTL encoders get at least one element for an empty vector.
-    std::vector<int64_t> extent = layout.outer_extent;
-    std::vector<uint64_t> stride = layout.outer_stride;
-    extent.resize(std::max<size_t>(1, extent.size()), 1);
-    stride.resize(std::max<size_t>(1, stride.size()), 0);
-    mfi::DispatchPlan plan = mfi::plan_fused_init(params.size, max_group);
-    mfi_shim::Guarded buffer(static_cast<size_t>(params.size) * item_size(type));
-    it->second(buffer.data(), params, extent.data(), stride.data(), key, plan);
+    mfi_shim::Guarded buffer(static_cast<size_t>(d.params.size) * item_size(type));
+    it->second(buffer.data(), d.params, d.extent.data(), d.stride.data(), key, d.plan);
     buffer.check();
     buffer.copy_to(out);
     return 0;
@@ -201,37 +222,29 @@ int mfi_shim_fused_perturb(
     const int64_t* shape, uint64_t max_group, const void* w, int in_place, void* out,
     char* err, int err_len) {
   try {
-    std::vector<int64_t> f(full_shape, full_shape + ndim), s(start, start + ndim),
-        sh(shape, shape + ndim);
-    mfi::RunLayout layout = mfi::make_run_layout(f, s, sh);
-    if (layout.size() == 0) {
-      return 0;
-    }
     mfi::StreamParams sp;
     sp.subsequence = subsequence;
     sp.kind = mfi::kPerturb;
     sp.scale = scale;
     sp.shift = w_scale;
-    mfi::MetalParams params = mfi::make_metal_params(sp, layout, key_stride);
+    Dispatch d = prepare(sp, ndim, full_shape, start, shape, key_stride, max_group);
+    if (d.layout.size() == 0) {
+      return 0;
+    }
     auto type = static_cast<mfi::OutType>(out_type);
     std::string name = mfi::metal_kernel_name(type, mfi::transform_variant(sp.kind, sp.shift));
     auto it = perturb_registry().find(name);
     if (it == perturb_registry().end()) {
       throw std::runtime_error("no kernel named " + name + " in the kernel source");
     }
-    std::vector<int64_t> extent = layout.outer_extent;
-    std::vector<uint64_t> stride = layout.outer_stride;
-    extent.resize(std::max<size_t>(1, extent.size()), 1);
-    stride.resize(std::max<size_t>(1, stride.size()), 0);
-    mfi::DispatchPlan plan = mfi::plan_fused_init(params.size, max_group);
-    const size_t bytes = static_cast<size_t>(params.size) * item_size(type);
+    const size_t bytes = static_cast<size_t>(d.params.size) * item_size(type);
     mfi_shim::Guarded buffer(bytes);
     const void* in = w;
     if (in_place) {
       std::memcpy(buffer.data(), w, bytes);
       in = buffer.data();
     }
-    it->second(buffer.data(), in, params, extent.data(), stride.data(), key, plan);
+    it->second(buffer.data(), in, d.params, d.extent.data(), d.stride.data(), key, d.plan);
     buffer.check();
     buffer.copy_to(out);
     return 0;
@@ -295,15 +308,9 @@ int mfi_shim_philox(const uint32_t* counters, const uint32_t* key, int32_t key_s
     mfi::DispatchPlan plan = mfi::plan_philox(rows, max_group);
     mfi_shim::Guarded buffer(static_cast<size_t>(rows) * 4 * sizeof(uint32_t));
     auto* o = static_cast<uint32_t*>(buffer.data());
-    uint64_t groups = (plan.threads + plan.group - 1) / plan.group;
-    for (uint64_t g = 0; g < groups; ++g) {
-      for (uint64_t t = 0; t < plan.group; ++t) {
-        uint64_t gid = g * plan.group + t;
-        if (gid < plan.threads) {
-          philox4x32_10_blocks(o, counters, key, key_stride, rows, static_cast<uint>(gid));
-        }
-      }
-    }
+    for_each_thread(plan, [&](uint gid) {
+      philox4x32_10_blocks(o, counters, key, key_stride, rows, gid);
+    });
     buffer.check();
     buffer.copy_to(out);
     return 0;
