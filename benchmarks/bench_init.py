@@ -35,6 +35,7 @@ the README and docs/performance.md quote. The folder is printed at the end.
 """
 
 import argparse
+import functools
 import math
 import os
 import statistics
@@ -48,8 +49,11 @@ import numpy as np
 import mkl_peer
 import mlx_fused_init as mfi
 import contended
-from _common import (RESULTS, fmt, interleave, machine, optional, output_folder, summarize,
-                     write_json)
+from _common import RESULTS, fmt, interleave, machine, optional, summarize, write_json
+from _common import output_folder as _output_folder
+
+# Where results go: --save-results, --out, or a new temporary folder.
+output_folder = functools.partial(_output_folder, prefix="bench_init")
 
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 
@@ -335,7 +339,7 @@ def main(argv=None) -> int:
     families = ["glorot_normal"] if args.quick else list(FAMILY)
     if args.family:
         families = args.family
-    folder = output_folder(args, "bench_init")
+    folder = output_folder(args)
     meta = machine()
     meta["cpu_kernels"] = mfi.available_cpu_kernels()
     meta["mkl"] = MKL_NOTE

@@ -37,6 +37,7 @@ the fused op or the Python stand-in are recorded.
 import argparse
 import gc
 import inspect
+import functools
 import math
 import os
 import statistics
@@ -50,7 +51,11 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_unflatten
 
 import mlx_fused_init as mfi
-from _common import RESULTS, fmt, interleave, machine, output_folder, write_json
+from _common import RESULTS, fmt, interleave, machine, write_json
+from _common import output_folder as _output_folder
+
+# Where results go: --save-results, --out, or a new temporary folder.
+output_folder = functools.partial(_output_folder, prefix="bench_mezo")
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16}
 GIB = 2**30
@@ -358,7 +363,7 @@ def main(argv=None) -> int:
             p.error(f"--{name} must be >= 1")
     if args.shapes and min(args.shapes) < 1:
         p.error("--shapes must be >= 1")
-    folder = output_folder(args, "bench_mezo")
+    folder = output_folder(args)
     meta = machine()
     meta["backend"] = mfi.backend_info()["backend"]
     meta["perturb"] = perturb_impl()
