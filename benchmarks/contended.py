@@ -7,7 +7,9 @@ then with a child process spinning, pinned to the last core
 spinner is not pinned, and says so). Contestants: the fused kernel on one
 thread, on all threads (chunks claimed from a shared counter), on all
 threads split into equal parts (the split before issue 19, via a test hook
-of the extension), and stock ``mlx.nn.init.glorot_normal``.
+of the extension), and stock ``mlx.nn.init.glorot_normal``; and, to show
+what each part of the split gives, all threads left unpinned and all
+threads with 2^17-element chunks instead of whole huge pages.
 
 With one of two cores busy the operating system gives each of the two
 fill threads' cores a different share: ideally all threads ÷ one thread =
@@ -66,13 +68,14 @@ class Spinner:
         self.proc.wait()
 
 
-def pinned_split(threads: int, chunk: int = 0):
-    """Runs fn with `threads` threads (and a forced chunk size), then restores."""
+def pinned_split(threads: int, chunk: int = 0, no_place: bool = False):
+    """Runs fn with `threads` threads (and a forced chunk size, or threads
+    left unpinned), then restores."""
     def wrap(fn):
         def call():
             saved = mfi.num_threads()
             mfi.set_num_threads(threads)
-            _ext._cpu_split_test_hook(chunk=chunk)
+            _ext._cpu_split_test_hook(chunk=chunk, no_place=no_place)
             try:
                 fn()
             finally:
@@ -92,6 +95,8 @@ def contestants(shape) -> dict:
     return {
         "fused x1": pinned_split(1)(draw),
         f"fused x{threads}": pinned_split(threads)(draw),
+        f"fused x{threads} unpinned": pinned_split(threads, no_place=True)(draw),
+        f"fused x{threads} 2^17 chunks": pinned_split(threads, 1 << 17)(draw),
         f"fused x{threads} equal parts": pinned_split(threads, equal)(draw),
         "stock": lambda: mx.eval(stock(a)),
     }
@@ -150,14 +155,16 @@ def run(shapes, reps: int) -> list:
 
 
 def ratios(rows, phase, shape) -> dict:
-    """Median-rate ratios of one phase and shape: all threads and equal
-    parts, each ÷ one thread."""
+    """Median-rate ratios of one phase and shape: all threads, and each of
+    its variants (unpinned, 2^17 chunks, equal parts), ÷ one thread."""
     med = {r["contestant"]: r["msamples_per_s_median"] for r in rows
            if r["phase"] == phase and r["shape"] == list(shape)}
     one = med["fused x1"]
     all_name = next(k for k in med if k.startswith("fused x") and k != "fused x1"
-                    and not k.endswith("equal parts"))
+                    and " " not in k[len("fused "):])
     return {"all_over_one": med[all_name] / one,
+            "unpinned_over_one": med[all_name + " unpinned"] / one,
+            "small_chunks_over_one": med[all_name + " 2^17 chunks"] / one,
             "equal_over_one": med[all_name + " equal parts"] / one,
             "all_over_stock": med[all_name] / med["stock"]}
 
@@ -167,8 +174,10 @@ def summary_line(rows, phase, shape) -> str:
     target = TARGET_BUSY if phase == "busy" else TARGET_IDLE
     verdict = "meets" if r["all_over_one"] >= target else "MISSES"
     return (f"{'':6s}{phase}: all threads / 1 thread = {r['all_over_one']:.2f} "
-            f"({verdict} the 2-core target {target}); equal parts / 1 thread = "
-            f"{r['equal_over_one']:.2f}; all threads / stock = {r['all_over_stock']:.1f}")
+            f"({verdict} the 2-core target {target}); ÷ 1 thread: unpinned "
+            f"{r['unpinned_over_one']:.2f}, 2^17 chunks {r['small_chunks_over_one']:.2f}, "
+            f"equal parts {r['equal_over_one']:.2f}; all threads / stock = "
+            f"{r['all_over_stock']:.1f}")
 
 
 def markdown(rows, meta, command) -> str:

@@ -5,6 +5,7 @@
 // they are called through; mlx_fused_init._backend exposes the one in use.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "cpu_fill.h"
+#include "cpu_placement.h"
 #include "cpu_threads.h"
 #include "thread_pool.h"
 #include "work_split.h"
@@ -65,9 +67,12 @@ inline void bind_cpu_controls(nanobind::module_& m) {
         std::vector<uint64_t> who(std::max(n, 0), 0);
         {
           nb::gil_scoped_release release;
-          mfi::cpu::parallel_for(n, [&](int i) {
+          // One item per thread, each slowed a little so that the workers
+          // wake before the caller has taken every item.
+          mfi::cpu::parallel_for(n, n, [&](int64_t i, int) {
             runs[i] += 1;
             who[i] = std::hash<std::thread::id>{}(std::this_thread::get_id());
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
           });
         }
         return std::make_tuple(runs, who);
@@ -94,31 +99,41 @@ inline void bind_cpu_controls(nanobind::module_& m) {
       "This machine's (performance, efficiency) physical cores; (0, 0) off macOS.");
   m.def(
       "_cpu_split_plan",
-      [](int64_t total, int threads) {
-        const mfi::cpu::SplitPlan p = mfi::cpu::plan_split(total, threads);
-        return std::make_tuple(p.threads, p.chunk, p.chunks);
+      [](int64_t total, int threads, int64_t page, int64_t first_page) {
+        const mfi::cpu::SplitPlan p = mfi::cpu::plan_split(total, threads, page, first_page);
+        return std::make_tuple(p.threads, p.chunk, p.chunks, p.shift, p.place);
       },
-      "total"_a, "threads"_a, "(threads, chunk, chunks) for a fill of `total` elements.");
+      "total"_a, "threads"_a, "page"_a = 0, "first_page"_a = 0,
+      "(threads, chunk, chunks, shift, place) for a fill of `total` elements "
+      "(page: elements per huge page, the first starting at element first_page).");
+  m.def(
+      "_cpu_placement_spread",
+      [](std::vector<int> cpus, int caller_cpu, int threads) {
+        return mfi::cpu::placement::spread(cpus, caller_cpu, threads);
+      },
+      "cpus"_a, "caller_cpu"_a, "threads"_a,
+      "The CPU of each participant of a placed fill (empty: not placed).");
   m.def(
       "_cpu_split_test_hook",
-      [](int stall_task, int slow_task, int slow_us, int64_t chunk, bool trace) {
+      [](int stall_task, int slow_task, int slow_us, int64_t chunk, bool no_place, bool trace) {
         if (slow_us < 0 || chunk < 0) {
           throw std::invalid_argument("[_cpu_split_test_hook] slow_us and chunk must be >= 0.");
         }
-        mfi::cpu::set_split_test_hook({stall_task, slow_task, slow_us, chunk, trace});
+        mfi::cpu::set_split_test_hook({stall_task, slow_task, slow_us, chunk, no_place, trace});
       },
       nb::kw_only(), "stall_task"_a = -1, "slow_task"_a = -1, "slow_us"_a = 0,
-      "chunk"_a = 0, "trace"_a = false,
+      "chunk"_a = 0, "no_place"_a = false, "trace"_a = false,
       "Test hook of the CPU work split (all defaults: off). stall_task claims no "
       "chunk until every chunk is taken; slow_task sleeps slow_us before each "
-      "claim; chunk > 0 replaces the planned chunk size; trace records claims.");
+      "claim; chunk > 0 replaces the planned chunk size (and its page alignment); "
+      "no_place leaves the threads unpinned; trace records claims.");
   m.def(
       "_cpu_split_trace",
       [] {
         auto [plan, claims] = mfi::cpu::last_split_trace();
-        return std::make_tuple(std::make_tuple(plan.threads, plan.chunk, plan.chunks), claims);
+        return std::make_tuple(std::make_tuple(plan.threads, plan.chunk, plan.chunks, plan.shift), claims);
       },
-      "((threads, chunk, chunks), [(task, chunk index), ...]) of the last "
+      "((threads, chunk, chunks, shift), [(task, chunk index), ...]) of the last "
       "traced fill, claims in order.");
   m.def("set_num_threads", &mfi::cpu::set_num_threads, "n"_a,
         "Threads per CPU evaluation; 0 means the default (all cores; the performance cores on Apple silicon; MLX_FUSED_INIT_NUM_THREADS when set).");

@@ -1,12 +1,15 @@
 // Chooses the CPU kernel build and splits one evaluation across threads.
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "cpu_fill.h"
 #include "cpu_threads.h"
+#include "init_spec.h"
 #include "work_split.h"
 #if defined(MFI_HAVE_AVX2)
 #include "x86_features.h"
@@ -89,6 +92,25 @@ int default_threads() {
   return n;
 }
 
+// The output's 2 MiB pages in elements, and the element where the first
+// whole one starts: Linux backs large outputs with such pages
+// (cpu_backend.cpp asks for them), and the split cuts at their boundaries.
+// (0, 0) elsewhere.
+std::pair<int64_t, int64_t> huge_pages(const void* out, OutType type) {
+#if defined(__linux__)
+  constexpr uintptr_t kHugePage = uintptr_t(2) << 20;
+  const uintptr_t item = static_cast<uintptr_t>(out_type_size(type));
+  const uintptr_t to_boundary = (kHugePage - reinterpret_cast<uintptr_t>(out) % kHugePage) % kHugePage;
+  if (to_boundary % item == 0) {
+    return {static_cast<int64_t>(kHugePage / item), static_cast<int64_t>(to_boundary / item)};
+  }
+#else
+  (void)out;
+  (void)type;
+#endif
+  return {0, 0};
+}
+
 } // namespace
 
 void set_kernel(const std::string& name) {
@@ -147,7 +169,8 @@ void fill_all(const StreamParams& p, const RunLayout& layout, OutType type, void
     return;
   }
   FillFn fn = current_kernel()->fn;
-  const SplitPlan plan = plan_split(total, num_threads());
+  const auto [page, first_page] = huge_pages(out, type);
+  const SplitPlan plan = plan_split(total, num_threads(), page, first_page);
   if (plan.threads <= 1) {
     fn(p, layout, type, 0, total, out, in);
     return;

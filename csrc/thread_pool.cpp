@@ -1,12 +1,17 @@
 #include "thread_pool.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
-#include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "cpu_placement.h"
+#include "cpu_threads.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -17,6 +22,8 @@ namespace mfi::cpu {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 int64_t process_id() {
 #if defined(MFI_HAVE_GETPID)
   return static_cast<int64_t>(getpid());
@@ -25,38 +32,76 @@ int64_t process_id() {
 #endif
 }
 
-// Collects the first exception of a set of tasks.
-struct FirstError {
+// A worker's CPU restriction as it last set it: a CPU, or this (every CPU
+// the fill's caller may use; also how a worker starts).
+constexpr int kAllowed = -1;
+
+// One parallel_for: shared by the caller and the workers it was posted to,
+// which may still hold it (finding nothing to claim) after the caller left.
+struct Job {
+  Job(int64_t n_, const std::function<void(int64_t, int)>& body_, const ForOptions& options_)
+      : n(n_), body(&body_), options(options_) {}
+
+  const int64_t n;
+  // Called only for a claimed item: the caller is still waiting for it.
+  const std::function<void(int64_t, int)>* const body;
+  const ForOptions options;
+  std::vector<int> cpus;     // placement: participant -> CPU (empty: none)
+  std::vector<int> allowed;  // the caller's CPUs, to undo a placement
+  int workers = 0;           // pool workers asked to take part
+
+  std::atomic<int64_t> next{0};  // items handed out
+  std::atomic<int64_t> done{0};  // items finished
+
   std::mutex mutex;
+  std::condition_variable all_done;
+  bool finished = false;
   std::exception_ptr error;
-  void run(const std::function<void(int)>& task, int i) noexcept {
-    try {
-      task(i);
-    } catch (...) {
+
+  void finish_item() {
+    // acq_rel: the item's writes happen before the caller sees `finished`.
+    if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
       std::lock_guard<std::mutex> lock(mutex);
-      if (!error) {
-        error = std::current_exception();
-      }
+      finished = true;
+      all_done.notify_all();
     }
   }
 };
 
-// Without the pool: a thread per task, joined before returning.
-void spawn_and_join(int n, const std::function<void(int)>& task, FirstError& err) {
-  std::vector<std::thread> threads;
-  int started = 1;
-  try {
-    for (; started < n; ++started) {
-      threads.emplace_back([&task, &err, started] { err.run(task, started); });
+// The stalled participant of a test: back once every item has been claimed
+// (or after 10 s, should the others never come: then it does the rest).
+void wait_until_all_claimed(const Job& job) {
+  const auto give_up = Clock::now() + std::chrono::seconds(10);
+  while (job.next.load() < job.n && Clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+// Claims and runs items until none is left.
+void claim_loop(Job& job, int who) {
+  const ClaimDelay& delay = job.options.delay;
+  if (who == delay.stall) {
+    wait_until_all_claimed(job);
+  }
+  for (;;) {
+    if (who == delay.slow) {
+      std::this_thread::sleep_for(std::chrono::microseconds(delay.slow_us));
     }
-  } catch (...) {  // cannot start more threads: the caller does the rest
-  }
-  err.run(task, 0);
-  for (int i = started; i < n; ++i) {
-    err.run(task, i);
-  }
-  for (auto& t : threads) {
-    t.join();
+    // Relaxed: the counter only hands out indices; the items' bytes reach
+    // the caller through finish_item.
+    const int64_t i = job.next.fetch_add(1, std::memory_order_relaxed);
+    if (i >= job.n) {
+      return;
+    }
+    try {
+      (*job.body)(i, who);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(job.mutex);
+      if (!job.error) {
+        job.error = std::current_exception();
+      }
+    }
+    job.finish_item();
   }
 }
 
@@ -64,92 +109,89 @@ class Pool {
  public:
   const int64_t pid = process_id();
 
-  // Holds the pool for one fill; false when another fill has it.
-  bool try_acquire() {
-    return !busy_.exchange(true, std::memory_order_acquire);
-  }
-  void release() {
-    busy_.store(false, std::memory_order_release);
+  // Hands `job` to up to `want` workers (starting them if needed) and
+  // returns at once; sets job->workers.
+  void post(const std::shared_ptr<Job>& job, int want) {
+    const int have = grow(want);
+    std::lock_guard<std::mutex> lock(mutex_);
+    job->workers = std::min(want, have);
+    job_ = job;
+    ++generation_;
+    wake_.notify_all();
   }
 
-  // With the pool acquired: tasks 1 .. n-1 on workers, task 0 here.
-  void run(int n, const std::function<void(int)>& task, FirstError& err) {
-    const int workers = grow(n - 1);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      task_ = &task;
-      err_ = &err;
-      parts_ = std::min(n - 1, workers);
-      pending_ = parts_;
-      ++generation_;
+  // The caller is done with `job`: a worker waking later finds no job.
+  void retire(const std::shared_ptr<Job>& job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (job_ == job) {
+      job_.reset();
     }
-    wake_.notify_all();
-    err.run(task, 0);
-    // Tasks no worker could take (threads failed to start) run here.
-    for (int i = 1 + workers; i < n; ++i) {
-      err.run(task, i);
-    }
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    task_ = nullptr;
-    err_ = nullptr;
   }
 
   int size() {
     std::lock_guard<std::mutex> lock(mutex_);
-    return static_cast<int>(threads_.size());
+    return workers_;
   }
 
  private:
+  // Restricts the calling worker, now at `restricted`, to `cpu` for `job`.
+  static void restrict_self(int& restricted, int cpu, const Job& job) {
+    if (cpu >= 0) {
+      placement::pin_self(cpu);
+    } else if (!job.allowed.empty()) {
+      placement::allow_self(job.allowed);
+    } else {
+      return;  // nothing known to go back to: leave it
+    }
+    restricted = cpu;
+  }
+
   // Starts workers until there are `want` of them (or starting fails);
   // returns how many there are. Workers are detached: the pool lives until
   // the process ends, and joining at exit could wait on a sleeping thread.
   int grow(int want) {
     std::lock_guard<std::mutex> lock(mutex_);
-    while (static_cast<int>(threads_.size()) < want) {
-      const int index = static_cast<int>(threads_.size());
+    while (workers_ < want) {
+      const int index = workers_;
       try {
         std::thread t([this, index] { work(index); });
         t.detach();
-        threads_.push_back(index);
+        ++workers_;
       } catch (...) {
         break;
       }
     }
-    return static_cast<int>(threads_.size());
+    return workers_;
   }
 
   void work(int index) {
+    int restricted = kAllowed;  // started with the creating caller's CPUs
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       wake_.wait(lock, [&] { return generation_ != seen; });
       seen = generation_;
-      // Worker `index` takes task index + 1 if this fill has that many.
-      if (index >= parts_) {
+      std::shared_ptr<Job> job = job_;
+      if (!job || index >= job->workers) {
         continue;
       }
-      const std::function<void(int)>* task = task_;
-      FirstError* err = err_;
       lock.unlock();
-      err->run(*task, index + 1);
-      lock.lock();
-      if (--pending_ == 0) {
-        done_.notify_one();
+      const int cpu = job->cpus.empty() ? kAllowed : job->cpus[index + 1];
+      if (restricted != cpu) {
+        restrict_self(restricted, cpu, *job);
       }
+      adopt_fill_qos(job->options.qos);
+      claim_loop(*job, index + 1);
+      job.reset();
+      lock.lock();
     }
   }
 
-  std::atomic<bool> busy_{false};
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::condition_variable done_;
-  std::vector<int> threads_;  // worker indices, one per started thread
-  uint64_t generation_ = 0;   // one per fill
-  const std::function<void(int)>* task_ = nullptr;
-  FirstError* err_ = nullptr;
-  int parts_ = 0;    // workers taking part in the current fill
-  int pending_ = 0;  // of those, still running
+  int workers_ = 0;                          // started
+  std::shared_ptr<Job> job_;                 // the latest fill, until retired
+  uint64_t generation_ = 0;                  // one per post
 };
 
 // The pool of this process. Never destroyed: detached workers sleep in it
@@ -173,23 +215,35 @@ Pool* this_process_pool() {
 
 } // namespace
 
-void parallel_for(int n, const std::function<void(int)>& task) {
-  FirstError err;
-  if (n <= 1) {
-    if (n == 1) {
-      err.run(task, 0);
-    }
-  } else {
-    Pool* pool = this_process_pool();
-    if (pool->try_acquire()) {
-      pool->run(n, task, err);
-      pool->release();
-    } else {
-      spawn_and_join(n, task, err);
-    }
+void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int)>& body,
+                  const ForOptions& options) {
+  if (n <= 0) {
+    return;
   }
-  if (err.error) {
-    std::rethrow_exception(err.error);
+  threads = static_cast<int>(std::clamp<int64_t>(threads, 1, n));
+  auto job = std::make_shared<Job>(n, body, options);
+  Pool* pool = nullptr;
+  if (threads > 1) {
+    // Read for every split (one system call, ~0.3 us): also what a worker
+    // pinned by an earlier fill is given back.
+    job->allowed = placement::allowed_cpus();
+    if (options.place) {
+      job->cpus = placement::spread(job->allowed, placement::current_cpu(), threads);
+    }
+    pool = this_process_pool();
+    pool->post(job, threads - 1);
+  }
+  claim_loop(*job, 0);
+  if (pool != nullptr) {
+    // Only items still running are waited for (a worker that never came
+    // is not): the items' writes are visible once `finished` is.
+    std::unique_lock<std::mutex> lock(job->mutex);
+    job->all_done.wait(lock, [&] { return job->finished; });
+    lock.unlock();
+    pool->retire(job);
+  }
+  if (job->error) {
+    std::rethrow_exception(job->error);
   }
 }
 

@@ -6,20 +6,42 @@
 // largest split asked for, then sleep between fills.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 
 namespace mfi::cpu {
 
-// Runs task(0) .. task(n - 1) and returns when all have finished: task(0)
-// on the calling thread, the others on pool workers. If a task throws, the
-// first exception is rethrown here once every task has finished (tasks
-// share the caller's data, so none may still run when this returns).
+// Test hooks: uneven progress on purpose (tests/test_work_split.py).
+struct ClaimDelay {
+  int stall = -1;   // this participant claims nothing until every item is taken
+  int slow = -1;    // this participant sleeps slow_us before each claim
+  int slow_us = 0;
+};
+
+struct ForOptions {
+  int qos = 0;          // the caller's fill_qos(), adopted by the workers (cpu_threads.h)
+  bool place = false;   // Linux: one participant per allowed CPU (cpu_placement.h)
+  ClaimDelay delay;
+};
+
+// Runs body(i, who) once for every item i in [0, n) and returns when all
+// have run. Participants claim items from a shared counter: the calling
+// thread (who = 0) and up to threads - 1 pool workers (who = 1, 2, ...).
 //
-// One fill uses the pool at a time; a concurrent caller (another MLX
-// stream) gets threads of its own instead, as does a forked child (the
-// parent's workers do not exist there), so no caller ever waits for
-// another. If no thread can be started at all, the caller runs every task.
-void parallel_for(int n, const std::function<void(int)>& task);
+// The caller waits only for items that are running, never for a worker
+// as such: a worker that wakes late, or is preempted between items, finds
+// the items gone to the others, and one that wakes after the end finds
+// nothing (body is never called once every item is claimed, so it may
+// refer to the caller's stack). With options.place, on Linux, when the
+// fill has one participant per CPU the caller may use, each worker is
+// pinned to one of the CPUs the caller is not on (cpu_placement.h).
+//
+// If body throws, the first exception is rethrown here once every item
+// has run. Concurrent callers (other MLX streams) share the workers: each
+// caller can finish its items alone, so none waits for another. A forked
+// child starts a pool of its own (the parent's workers do not exist there).
+void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int)>& body,
+                  const ForOptions& options = {});
 
 // Workers the pool holds now (for tests).
 int pool_size();

@@ -1,12 +1,8 @@
 #include "work_split.h"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <mutex>
-#include <thread>
 
-#include "cpu_threads.h"
 #include "thread_pool.h"
 
 namespace mfi::cpu {
@@ -14,7 +10,7 @@ namespace mfi::cpu {
 namespace {
 
 // Below this many elements per thread, handing work to another thread
-// costs more than it saves: a pool worker wakes in ~5-10 us (a new thread
+// costs more than it saves: a pool worker wakes in ~5-20 us (a new thread
 // took ~20 us; benchmarks/results/profile.md), and the kernels fill 2^15
 // elements in 35 (avx512) to 50 (avx2) us.
 constexpr int64_t kMinElementsPerThread = int64_t(1) << 15;
@@ -31,9 +27,15 @@ constexpr int64_t kMaxChunk = int64_t(1) << 17;
 // Mid-sized fills get at least this many chunks per thread, so that one
 // stalled thread leaves work the others can take.
 constexpr int64_t kChunksPerThread = 8;
+// Whole huge pages as chunks only with at least this many per thread:
+// fewer would leave a long wait at the end for the last page.
+constexpr int64_t kPagesPerThread = 4;
 // Multiples of 64 elements: chunk boundaries fall on cache-line boundaries
 // for every output dtype (>= 2 bytes), so no two threads write one line.
 constexpr int64_t kAlign = 64;
+// Fills from this size place one thread per CPU (thread_pool.h): ~1 ms of
+// one core's work, against a few system calls (~1 us each) of placing.
+constexpr int64_t kPlaceMin = int64_t(1) << 20;
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
@@ -53,18 +55,9 @@ SplitTestHook current_hook() {
   return g_hook;
 }
 
-// The stalled task of a test: back once every chunk has been claimed (or
-// after 10 s, should the others never run: then it does the rest itself).
-void wait_until_all_claimed(const std::atomic<int64_t>& next, int64_t chunks) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (next.load() < chunks && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
-}
-
 } // namespace
 
-SplitPlan plan_split(int64_t total, int max_threads) {
+SplitPlan plan_split(int64_t total, int max_threads, int64_t page, int64_t first_page) {
   SplitPlan p;
   if (total <= 0) {
     return p;
@@ -76,11 +69,28 @@ SplitPlan plan_split(int64_t total, int max_threads) {
     p.chunks = 1;
     return p;
   }
-  p.chunk = std::clamp(round_up(ceil_div(total, nt * kChunksPerThread), kAlign),
-                       kMinChunk, kMaxChunk);
-  p.chunks = ceil_div(total, p.chunk);
+  p.place = total >= kPlaceMin;
+  // Huge pages: each is faulted, and zeroed by the kernel (2 MiB in one
+  // fault), by one thread. With smaller chunks two threads fault one page,
+  // and one waits for, or repeats, the other's zeroing - for a time slice
+  // when the other is descheduled on a busy core. Measured in
+  // docs/performance.md ("A busy core").
+  if (page > 0 && page % kAlign == 0 && first_page >= 0 && first_page < page &&
+      total / page >= kPagesPerThread * nt) {
+    p.chunk = page;
+    p.shift = (page - first_page) % page;
+  } else {
+    p.chunk = std::clamp(round_up(ceil_div(total, nt * kChunksPerThread), kAlign),
+                         kMinChunk, kMaxChunk);
+  }
+  p.chunks = ceil_div(total + p.shift, p.chunk);
   p.threads = static_cast<int>(std::min<int64_t>(nt, p.chunks));
   return p;
+}
+
+std::pair<int64_t, int64_t> chunk_range(const SplitPlan& plan, int64_t total, int64_t c) {
+  return {std::max<int64_t>(0, c * plan.chunk - plan.shift),
+          std::min(total, (c + 1) * plan.chunk - plan.shift)};
 }
 
 void run_split(const SplitPlan& planned, int64_t total, int qos,
@@ -89,38 +99,24 @@ void run_split(const SplitPlan& planned, int64_t total, int qos,
   SplitPlan plan = planned;
   if (hook.chunk > 0 && plan.threads > 1) {
     plan.chunk = round_up(hook.chunk, kAlign);
+    plan.shift = 0;
     plan.chunks = ceil_div(total, plan.chunk);
     plan.threads = static_cast<int>(std::min<int64_t>(plan.threads, plan.chunks));
   }
-  std::atomic<int64_t> next{0};
   std::mutex trace_mutex;
   std::vector<std::pair<int, int64_t>> trace;
-  const std::thread::id caller = std::this_thread::get_id();
-  parallel_for(plan.threads, [&](int task) {
-    if (std::this_thread::get_id() != caller) {
-      adopt_fill_qos(qos);
+  ForOptions options;
+  options.qos = qos;
+  options.place = plan.place && !hook.no_place;
+  options.delay = {hook.stall_task, hook.slow_task, hook.slow_us};
+  parallel_for(plan.chunks, plan.threads, [&](int64_t c, int who) {
+    if (hook.trace) {
+      std::lock_guard<std::mutex> lock(trace_mutex);
+      trace.emplace_back(who, c);
     }
-    if (task == hook.stall_task) {
-      wait_until_all_claimed(next, plan.chunks);
-    }
-    for (;;) {
-      if (task == hook.slow_task) {
-        std::this_thread::sleep_for(std::chrono::microseconds(hook.slow_us));
-      }
-      // Relaxed: the counter only hands out indices; the chunks' bytes
-      // reach the caller through parallel_for's join.
-      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
-      if (c >= plan.chunks) {
-        return;
-      }
-      if (hook.trace) {
-        std::lock_guard<std::mutex> lock(trace_mutex);
-        trace.emplace_back(task, c);
-      }
-      const int64_t e0 = c * plan.chunk;
-      fill(e0, std::min(total, e0 + plan.chunk));
-    }
-  });
+    const auto [e0, e1] = chunk_range(plan, total, c);
+    fill(e0, e1);
+  }, options);
   if (hook.trace) {
     std::lock_guard<std::mutex> lock(g_hook_mutex);
     g_trace_plan = plan;

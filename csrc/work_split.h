@@ -14,24 +14,36 @@ namespace mfi::cpu {
 
 struct SplitPlan {
   int threads = 1;     // threads taking part, caller included
-  int64_t chunk = 0;   // elements per chunk (the last may be shorter)
-  int64_t chunks = 0;  // ceil(total / chunk)
+  int64_t chunk = 0;   // elements per chunk
+  int64_t chunks = 0;  // chunks covering the fill
+  // Chunk c covers elements [c * chunk - shift, (c + 1) * chunk - shift),
+  // cut to [0, total): 0 <= shift < chunk, so only the first and the last
+  // chunk can be shorter.
+  int64_t shift = 0;
+  bool place = false;  // one thread per CPU where possible (thread_pool.h)
 };
 
-// The plan for `total` elements and at most `max_threads` threads.
-SplitPlan plan_split(int64_t total, int max_threads);
+// The plan for `total` elements and at most `max_threads` threads. `page`:
+// 0, or the elements per huge page of the output, whose first page boundary
+// is element `first_page` (0 <= first_page < page); a large enough output
+// is then cut at its page boundaries (docs/performance.md, "A busy core").
+SplitPlan plan_split(int64_t total, int max_threads, int64_t page = 0, int64_t first_page = 0);
+
+// Elements [e0, e1) of chunk c of `plan` (e0 == e1 never happens).
+std::pair<int64_t, int64_t> chunk_range(const SplitPlan& plan, int64_t total, int64_t c);
 
 // Runs fill(e0, e1) over the chunks of `plan`, on the thread pool. `qos` is
 // the caller's fill_qos(), adopted by the workers (cpu_threads.h).
 void run_split(const SplitPlan& plan, int64_t total, int qos,
                const std::function<void(int64_t, int64_t)>& fill);
 
-// ---- test hooks (tests/test_cpu_paths.py, benchmarks/bench_init.py)
+// ---- test hooks (tests/test_work_split.py, benchmarks/bench_init.py)
 struct SplitTestHook {
   int stall_task = -1;  // this task claims nothing until every chunk is taken
   int slow_task = -1;   // this task sleeps slow_us before each claim
   int slow_us = 0;
   int64_t chunk = 0;    // > 0: chunk size to use instead of the planned one
+  bool no_place = false;  // never pin the threads to CPUs
   bool trace = false;   // record who took which chunk
 };
 void set_split_test_hook(const SplitTestHook& hook);

@@ -9,7 +9,7 @@ import pytest
 
 import mlx_fused_init as mfi
 from mlx_fused_init._backend import ext as _ext
-from test_cpu_paths import draw
+from test_cpu_paths import bits, draw
 
 N = (1 << 20) + 3  # the last chunk is short
 
@@ -39,7 +39,7 @@ def traced(threads, **hook_args):
     _ext._cpu_split_test_hook(trace=True, **hook_args)
     mfi.set_num_threads(threads)
     got = draw(N, mx.float32)
-    (nt, chunk, chunks), claims = _ext._cpu_split_trace()
+    (nt, chunk, chunks, _shift), claims = _ext._cpu_split_trace()
     return got, (nt, chunk, chunks), claims
 
 
@@ -52,7 +52,7 @@ def assert_each_chunk_once(claims, chunks):
 @pytest.mark.parametrize("threads", [2, 3, 8])
 def test_every_chunk_claimed_once(threads, hook, reference):
     got, (nt, chunk, chunks), claims = traced(threads)
-    assert (nt, chunk, chunks) == _ext._cpu_split_plan(N, threads)
+    assert (nt, chunk, chunks) == _ext._cpu_split_plan(N, threads)[:3]
     assert nt == threads and chunks >= 8 * threads
     assert_each_chunk_once(claims, chunks)
     np.testing.assert_array_equal(got, reference)
@@ -102,7 +102,9 @@ def test_16_bit_outputs_split_the_same(dtype, hook, restore_cpu_settings):
                                    (1 << 24) + 5, 1 << 34])
 @pytest.mark.parametrize("threads", [1, 2, 7, 64])
 def test_plan(total, threads):
-    nt, chunk, chunks = _ext._cpu_split_plan(total, threads)
+    nt, chunk, chunks, shift, place = _ext._cpu_split_plan(total, threads)
+    assert shift == 0  # no pages given
+    assert place == (nt > 1 and total >= 1 << 20)
     assert 1 <= nt <= threads and nt <= chunks
     assert (chunks - 1) * chunk < total <= chunks * chunk  # covers, no empty chunk
     if nt == 1:
@@ -114,6 +116,76 @@ def test_plan(total, threads):
         assert total > (nt - 1) * (1 << 15)  # a thread per 2^15 elements at most
         # Enough chunks that a stalled thread's share can move.
         assert chunks >= min(8 * nt, total // (1 << 17))
+
+
+@pytest.mark.parametrize("page", [1 << 19, 1 << 20])  # 2 MiB of float32, of 16-bit
+@pytest.mark.parametrize("first", [0, 1, 4092, (1 << 19) - 4])
+@pytest.mark.parametrize("threads", [2, 3, 16])
+def test_plan_on_huge_pages(page, first, threads):
+    # Large outputs are cut where their 2 MiB pages begin: every chunk
+    # boundary after element 0 is a page boundary (first + k * page).
+    total = 40 * page + 12345
+    nt, chunk, chunks, shift, place = _ext._cpu_split_plan(total, threads, page, first)
+    if total // page < 4 * threads:  # too few pages for a short tail: chunks as ever
+        assert (chunk, shift) == _ext._cpu_split_plan(total, threads)[1:4:2]
+        return
+    assert (nt, chunk, place) == (threads, page, True)
+    bounds = [max(0, c * chunk - shift) for c in range(chunks)] + [total]
+    assert bounds[0] == 0 and all(a < b for a, b in zip(bounds, bounds[1:]))
+    assert all((b - first) % page == 0 for b in bounds[1:-1])
+    assert bounds[1] == (first if first else page)
+
+
+def test_chunks_follow_the_outputs_pages(hook, restore_cpu_settings):
+    # A real output of 2^23 float32 (32 MiB): the chunk boundaries the fill
+    # used fall on 2 MiB boundaries of its buffer's address (Linux), and the
+    # bits equal one thread's.
+    import sys
+    n = (1 << 23) + 5
+    mfi.set_num_threads(1)
+    one = draw(n, mx.float32)
+    _ext._cpu_split_test_hook(trace=True)
+    mfi.set_num_threads(2)
+    x = _ext.fused_init(mx.array((5, 6), dtype=mx.uint32), [n], mx.float32, kind=0,
+                        stream=mx.cpu, scale=0.75, shift=0.0)  # as draw() makes it
+    mx.eval(x)
+    (nt, chunk, chunks, shift), claims = _ext._cpu_split_trace()
+    assert_each_chunk_once(claims, chunks)
+    np.testing.assert_array_equal(bits(x), one)
+    if not sys.platform.startswith("linux"):
+        assert shift == 0 and chunk <= 1 << 17  # no huge pages: chunks as ever
+        return
+    address = np.frombuffer(memoryview(x), dtype=np.uint8).ctypes.data
+    assert chunk == (2 << 20) // 4
+    assert (address + 4 * (chunk - shift)) % (2 << 20) == 0
+
+
+def test_the_caller_does_not_wait_for_a_worker_without_work(hook, reference):
+    # The worker sleeps 3 s before each claim: the caller takes every chunk
+    # meanwhile and returns; waiting for the worker itself (as a join would)
+    # would take 3 s. (A statement about waiting, not about speed: the fill
+    # alone takes milliseconds.)
+    import time
+    t0 = time.monotonic()
+    got, (_, _, chunks), claims = traced(2, slow_task=1, slow_us=3_000_000)
+    assert time.monotonic() - t0 < 2.0
+    assert {task for task, _ in claims} == {0}
+    assert_each_chunk_once(claims, chunks)
+    np.testing.assert_array_equal(got, reference)
+
+
+@pytest.mark.parametrize("cpus, caller, threads, expected", [
+    ([0, 1], 0, 2, [0, 1]),
+    ([0, 1], 1, 2, [1, 0]),            # the worker gets the CPU the caller is not on
+    ([2, 5, 7], 5, 3, [5, 7, 2]),      # cyclically after the caller's
+    ([0, 1, 2, 3], 3, 4, [3, 0, 1, 2]),
+    ([0, 1, 2, 3], 1, 2, []),          # fewer threads than CPUs: left to the OS
+    ([0, 1], 0, 3, []),                # more threads than CPUs
+    ([0, 1], 4, 2, []),                # the caller runs elsewhere (its mask changed)
+    ([], -1, 2, []),                   # nothing known (off Linux)
+])
+def test_placement_spread(cpus, caller, threads, expected):
+    assert _ext._cpu_placement_spread(cpus, caller, threads) == expected
 
 
 # ------------------------------------------------ the default thread count

@@ -19,7 +19,7 @@ for k in avx2 avx512; do
   echo "== $k (load $(cut -d' ' -f1 /proc/loadavg))"
   "$out/stages_$k" "${1:-7}"
 done
-${CXX:-g++} -std=c++20 -O2 -Icsrc benchmarks/profile/thread_start.cpp csrc/thread_pool.cpp \
+${CXX:-g++} -std=c++20 -O2 -Icsrc benchmarks/profile/thread_start.cpp csrc/thread_pool.cpp csrc/cpu_placement.cpp csrc/cpu_threads.cpp \
   -o "$out/thread_start" -pthread
 echo "== thread start (load $(cut -d' ' -f1 /proc/loadavg))"
 "$out/thread_start"
