@@ -113,6 +113,15 @@ def fmt(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
+def add_output_options(parser, note: str = "") -> None:
+    """--out DIR or --save-results (exclusive), read by output_folder."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="DIR", default=None,
+                       help="folder for the results (default: a new temporary folder)")
+    where.add_argument("--save-results", action="store_true",
+                       help=f"write the committed results in {RESULTS}{note}")
+
+
 def output_folder(args, prefix: str) -> Path:
     """--save-results: the committed results; --out: that folder; else a new
     temporary one (a run never overwrites what the docs quote by accident)."""

@@ -50,7 +50,7 @@ import mkl_peer
 import mlx_fused_init as mfi
 import contended
 from _common import RESULTS, fmt, interleave, machine, optional, summarize, write_json
-from _common import output_folder as _output_folder
+from _common import add_output_options, output_folder as _output_folder
 
 # Where results go: --save-results, --out, or a new temporary folder.
 output_folder = functools.partial(_output_folder, prefix="bench_init")
@@ -319,11 +319,7 @@ def main(argv=None) -> int:
                    help="mx.set_cache_limit(BYTES) first: MLX's CPU allocator on Linux keeps "
                         "no freed buffer above its 32 MiB default, so every large output is "
                         "fresh memory (portable mode pays for that; docs/portable.md)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--out", metavar="DIR", default=None,
-                       help="folder for the results (default: a new temporary folder)")
-    where.add_argument("--save-results", action="store_true",
-                       help=f"write the committed results in {RESULTS} (what the docs quote)")
+    add_output_options(p, " (what the docs quote)")
     args = p.parse_args(argv)
     if args.reps is not None and args.reps < 1:
         p.error(f"--reps must be >= 1, got {args.reps}")

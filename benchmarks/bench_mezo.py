@@ -52,7 +52,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 import mlx_fused_init as mfi
 from _common import RESULTS, fmt, interleave, machine, write_json
-from _common import output_folder as _output_folder
+from _common import add_output_options, output_folder as _output_folder
 
 # Where results go: --save-results, --out, or a new temporary folder.
 output_folder = functools.partial(_output_folder, prefix="bench_mezo")
@@ -352,11 +352,7 @@ def main(argv=None) -> int:
                         "of the memory available at start)")
     p.add_argument("--no-throughput", action="store_true", help="skip part (a)")
     p.add_argument("--no-steps", action="store_true", help="skip part (b)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--out", metavar="DIR", default=None,
-                       help="folder for the results (default: a new temporary folder)")
-    where.add_argument("--save-results", action="store_true",
-                       help=f"write the committed results in {RESULTS}")
+    add_output_options(p)
     args = p.parse_args(argv)
     for name in ("reps", "batch", "seq"):
         if getattr(args, name) is not None and getattr(args, name) < 1:

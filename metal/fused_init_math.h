@@ -146,6 +146,22 @@ MFI_CONSTANT float kTwoM32 = 2.3283064365386962890625e-10f;    // 2^-32
 MFI_CONSTANT float kTwoM33 = 1.16415321826934814453125e-10f;   // 2^-33
 MFI_CONSTANT float kMinusTwoLn2 = -1.38629436f;                // RN(-2 ln 2)
 
+// P(f) of minus_two_log (below) less its constant 1, divided by f: log1p(f)
+// is f * (1 + f * log1p_tail(f)) for f in [sqrt(1/2) - 1, sqrt(2) - 1].
+// Horner with one fma per step; shared by minus_two_log and
+// minus_two_log1m, so one coefficient table serves both.
+MFI_INLINE float log1p_tail(float f) {
+  float p = -0.07638592f;
+  p = fma_(p, f, 0.1291417f);
+  p = fma_(p, f, -0.13240843f);
+  p = fma_(p, f, 0.14180079f);
+  p = fma_(p, f, -0.16609126f);
+  p = fma_(p, f, 0.20002072f);
+  p = fma_(p, f, -0.25001585f);
+  p = fma_(p, f, 0.33333325f);
+  return fma_(p, f, -0.49999988f);
+}
+
 // ------------------------------------------------------------ -2 ln(u)
 // u in [2^-33, 1] (always a normal float). u = 2^e * m with m in
 // [sqrt(1/2), sqrt(2)); ln m = f * P(f), f = m - 1 (exact), where P is a
@@ -160,16 +176,7 @@ MFI_INLINE float minus_two_log(float u) {
   mb = big ? mb - 0x00800000u : mb;                 // m / 2, exact
   e = big ? e + 1 : e;
   float f = as_float(mb) - 1.0f;                    // exact (Sterbenz)
-  float p = -0.07638592f;
-  p = fma_(p, f, 0.1291417f);
-  p = fma_(p, f, -0.13240843f);
-  p = fma_(p, f, 0.14180079f);
-  p = fma_(p, f, -0.16609126f);
-  p = fma_(p, f, 0.20002072f);
-  p = fma_(p, f, -0.25001585f);
-  p = fma_(p, f, 0.33333325f);
-  p = fma_(p, f, -0.49999988f);
-  p = fma_(p, f, 1.0f);
+  float p = fma_(log1p_tail(f), f, 1.0f);
   float minus_two_ln_m = (-2.0f * f) * p;  // -2 f is exact
   // fma(e, -2 ln2, ...) rather than e*ln2 + ...: one rounding, and the
   // result is +0 (not -0) at u = 1.
@@ -573,15 +580,7 @@ MFI_INLINE float minus_two_log1m(float v, float k) {
   float miss = tn_select(near1, -x_lo, y_lo);
   float r = as_float(0x7EF311C3u - as_uint(y));  // 1/y within 12%
   r = r * fma_(-y, r, 2.0f);                       // one Newton step: 1.5%
-  float p = -0.07638592f;
-  p = fma_(p, f, 0.1291417f);
-  p = fma_(p, f, -0.13240843f);
-  p = fma_(p, f, 0.14180079f);
-  p = fma_(p, f, -0.16609126f);
-  p = fma_(p, f, 0.20002072f);
-  p = fma_(p, f, -0.25001585f);
-  p = fma_(p, f, 0.33333325f);
-  p = fma_(p, f, -0.49999988f);
+  float p = log1p_tail(f);
   // ln(1 + f) + miss / y = f + (f (f p) + miss r): f enters exactly.
   float l = f + fma_(f, f * p, miss * r);
   float ef = static_cast<float>(e);
