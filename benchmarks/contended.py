@@ -5,11 +5,15 @@ The same contestants run twice in one process tree: on an idle machine,
 then with a child process spinning, pinned to the last core
 (``os.sched_setaffinity``; where that does not exist, e.g. macOS, the
 spinner is not pinned, and says so). Contestants: the fused kernel on one
-thread, on all threads (chunks claimed from a shared counter), on all
-threads split into equal parts (the split before issue 19, via a test hook
-of the extension), and stock ``mlx.nn.init.glorot_normal``; and, to show
-what each part of the split gives, all threads left unpinned and all
-threads with 2^17-element chunks instead of whole huge pages.
+thread, on all threads (chunks claimed from a shared counter; the workers
+fill aside and the caller takes over what a descheduled worker holds), on
+all threads split into equal parts (the split before issue 19, via a test
+hook of the extension), and stock ``mlx.nn.init.glorot_normal``; and, to
+show what each part of the split gives, all threads left unpinned, all
+threads with 2^17-element chunks instead of whole huge pages, all
+threads with the workers filling in place (nothing taken over), and one
+thread and all threads drawing into one reused buffer (the split without
+the kernel's zeroing of fresh pages).
 
 With one of two cores busy the operating system gives each of the two
 fill threads' cores a different share: ideally all threads ÷ one thread =
@@ -68,14 +72,14 @@ class Spinner:
         self.proc.wait()
 
 
-def pinned_split(threads: int, chunk: int = 0, no_place: bool = False):
-    """Runs fn with `threads` threads (and a forced chunk size, or threads
-    left unpinned), then restores."""
+def pinned_split(threads: int, chunk: int = 0, no_place: bool = False, no_redo: bool = False):
+    """Runs fn with `threads` threads (and a forced chunk size, threads left
+    unpinned, or workers filling in place), then restores."""
     def wrap(fn):
         def call():
             saved = mfi.num_threads()
             mfi.set_num_threads(threads)
-            _ext._cpu_split_test_hook(chunk=chunk, no_place=no_place)
+            _ext._cpu_split_test_hook(chunk=chunk, no_place=no_place, no_redo=no_redo)
             try:
                 fn()
             finally:
@@ -83,6 +87,27 @@ def pinned_split(threads: int, chunk: int = 0, no_place: bool = False):
                 mfi.set_num_threads(saved)
         return call
     return wrap
+
+
+def reused_buffer(threads: int, shape):
+    """The same draw into one float32 buffer, filled again and again (the
+    MLX-free ``_kernels.fill``, the same CPU split): no page faults, since
+    its pages were mapped once. A fresh MLX array on Linux is new memory
+    that the kernel zeroes on first touch, one 2 MiB fault at a time."""
+    import numpy as np
+    from mlx_fused_init import _kernels
+    n = math.prod(shape)
+    buf = np.zeros(n, dtype=np.float32)
+    sigma = math.sqrt(2.0 / (shape[0] + shape[1]))  # glorot_normal's
+
+    def call():
+        saved = _kernels.num_threads()
+        _kernels.set_num_threads(threads)
+        try:
+            _kernels.fill(buf, 5, 6, [n], 0, kind=0, scale=sigma)
+        finally:
+            _kernels.set_num_threads(saved)
+    return call
 
 
 def contestants(shape) -> dict:
@@ -97,7 +122,10 @@ def contestants(shape) -> dict:
         f"fused x{threads}": pinned_split(threads)(draw),
         f"fused x{threads} unpinned": pinned_split(threads, no_place=True)(draw),
         f"fused x{threads} 2^17 chunks": pinned_split(threads, 1 << 17)(draw),
-        f"fused x{threads} equal parts": pinned_split(threads, equal)(draw),
+        f"fused x{threads} no take-over": pinned_split(threads, no_redo=True)(draw),
+        f"fused x{threads} equal parts": pinned_split(threads, equal, no_redo=True)(draw),
+        "fused x1 reused buffer": reused_buffer(1, shape),
+        f"fused x{threads} reused buffer": reused_buffer(threads, shape),
         "stock": lambda: mx.eval(stock(a)),
     }
 
@@ -156,7 +184,8 @@ def run(shapes, reps: int) -> list:
 
 def ratios(rows, phase, shape) -> dict:
     """Median-rate ratios of one phase and shape: all threads, and each of
-    its variants (unpinned, 2^17 chunks, equal parts), ÷ one thread."""
+    its variants (unpinned, 2^17 chunks, no take-over, equal parts), ÷ one
+    thread."""
     med = {r["contestant"]: r["msamples_per_s_median"] for r in rows
            if r["phase"] == phase and r["shape"] == list(shape)}
     one = med["fused x1"]
@@ -165,7 +194,9 @@ def ratios(rows, phase, shape) -> dict:
     return {"all_over_one": med[all_name] / one,
             "unpinned_over_one": med[all_name + " unpinned"] / one,
             "small_chunks_over_one": med[all_name + " 2^17 chunks"] / one,
+            "no_take_over_over_one": med[all_name + " no take-over"] / one,
             "equal_over_one": med[all_name + " equal parts"] / one,
+            "reused_all_over_one": med[all_name + " reused buffer"] / med["fused x1 reused buffer"],
             "all_over_stock": med[all_name] / med["stock"]}
 
 
@@ -176,7 +207,9 @@ def summary_line(rows, phase, shape) -> str:
     return (f"{'':6s}{phase}: all threads / 1 thread = {r['all_over_one']:.2f} "
             f"({verdict} the 2-core target {target}); ÷ 1 thread: unpinned "
             f"{r['unpinned_over_one']:.2f}, 2^17 chunks {r['small_chunks_over_one']:.2f}, "
-            f"equal parts {r['equal_over_one']:.2f}; all threads / stock = "
+            f"no take-over {r['no_take_over_over_one']:.2f}, "
+            f"equal parts {r['equal_over_one']:.2f}; into a reused buffer, all threads / 1 "
+            f"thread = {r['reused_all_over_one']:.2f}; all threads / stock = "
             f"{r['all_over_stock']:.1f}")
 
 

@@ -115,18 +115,24 @@ inline void bind_cpu_controls(nanobind::module_& m) {
       "The CPU of each participant of a placed fill (empty: not placed).");
   m.def(
       "_cpu_split_test_hook",
-      [](int stall_task, int slow_task, int slow_us, int64_t chunk, bool no_place, bool trace) {
-        if (slow_us < 0 || chunk < 0) {
-          throw std::invalid_argument("[_cpu_split_test_hook] slow_us and chunk must be >= 0.");
+      [](int stall_task, int slow_task, int slow_us, int hold_task, int hold_us, int64_t chunk,
+         bool no_place, bool no_redo, bool trace) {
+        if (slow_us < 0 || hold_us < 0 || chunk < 0) {
+          throw std::invalid_argument(
+              "[_cpu_split_test_hook] slow_us, hold_us and chunk must be >= 0.");
         }
-        mfi::cpu::set_split_test_hook({stall_task, slow_task, slow_us, chunk, no_place, trace});
+        mfi::cpu::set_split_test_hook(
+            {stall_task, slow_task, slow_us, hold_task, hold_us, chunk, no_place, no_redo, trace});
       },
       nb::kw_only(), "stall_task"_a = -1, "slow_task"_a = -1, "slow_us"_a = 0,
-      "chunk"_a = 0, "no_place"_a = false, "trace"_a = false,
+      "hold_task"_a = -1, "hold_us"_a = 0, "chunk"_a = 0, "no_place"_a = false,
+      "no_redo"_a = false, "trace"_a = false,
       "Test hook of the CPU work split (all defaults: off). stall_task claims no "
       "chunk until every chunk is taken; slow_task sleeps slow_us before each "
-      "claim; chunk > 0 replaces the planned chunk size (and its page alignment); "
-      "no_place leaves the threads unpinned; trace records claims.");
+      "claim; hold_task (a worker) sleeps hold_us before publishing each item of "
+      "a redoable fill; chunk > 0 replaces the planned chunk size (and its page alignment); "
+      "no_place leaves the threads unpinned; no_redo has the workers fill in place "
+      "(nothing redone by the caller); trace records claims.");
   m.def(
       "_cpu_split_trace",
       [] {

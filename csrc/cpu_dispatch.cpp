@@ -175,9 +175,22 @@ void fill_all(const StreamParams& p, const RunLayout& layout, OutType type, void
     fn(p, layout, type, 0, total, out, in);
     return;
   }
-  run_split(plan, total, fill_qos(), [&](int64_t e0, int64_t e1) {
-    fn(p, layout, type, e0, e1, out, in);
-  });
+  if (in != nullptr) {
+    // A perturbation may read its own output (in == out): an item redone
+    // over it would read perturbed values, so its items are not redoable.
+    run_split(plan, total, fill_qos(), [&](int64_t e0, int64_t e1) {
+      fn(p, layout, type, e0, e1, out, in);
+    });
+    return;
+  }
+  // The kernel writes element e to its out[e]: for dst to receive e0 first,
+  // it is given dst moved back by e0 elements (never written before e0).
+  const size_t item = out_type_size(type);
+  run_split_redoable(plan, total, fill_qos(), out, item,
+                     [fn, p, layout, type, item](int64_t e0, int64_t e1, void* dst) {
+                       const uintptr_t at = reinterpret_cast<uintptr_t>(dst) - e0 * item;
+                       fn(p, layout, type, e0, e1, reinterpret_cast<void*>(at), nullptr);
+                     });
 }
 
 } // namespace mfi::cpu

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 namespace mfi::cpu {
 
@@ -16,6 +17,8 @@ struct ClaimDelay {
   int stall = -1;   // this participant claims nothing until every item is taken
   int slow = -1;    // this participant sleeps slow_us before each claim
   int slow_us = 0;
+  int hold = -1;    // (redoable fills) this worker sleeps hold_us before publishing each item
+  int hold_us = 0;
 };
 
 struct ForOptions {
@@ -42,6 +45,36 @@ struct ForOptions {
 // child starts a pool of its own (the parent's workers do not exist there).
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int)>& body,
                   const ForOptions& options = {});
+
+// A fill whose items a worker does aside and then publishes, so that the
+// caller never waits for a worker descheduled in the middle of an item: once
+// nothing is left to claim, the caller redoes, in place, every item that no
+// worker has begun to publish, and the worker's copy is thrown away. Waiting
+// is then bounded by a publish (a copy of one item), not by a time slice.
+// Items are pure functions of their index, so a redone item has the bits
+// the worker's would have had.
+struct Redoable {
+  int64_t items = 0;
+  int64_t group = 1;         // consecutive items claimed at once
+  size_t scratch_bytes = 0;  // a worker's buffer for one item
+  // Does item i into `scratch` (a worker), or in place (scratch == nullptr).
+  std::function<void(int64_t, void*)> run;
+  // Copies item i, done into `scratch`, into place.
+  std::function<void(int64_t, const void*)> publish;
+  // Optional: called by whoever claims group g (who as for parallel_for).
+  std::function<void(int64_t, int)> claimed;
+};
+
+// Runs fill.run for every item, as parallel_for does, and returns when each
+// item is in place. A worker may still be inside fill.run after the return
+// (it was descheduled there, and the caller redid its item), so the
+// functions own what they use (they are kept alive by the job, not by the
+// caller's stack). A worker never writes in place after the return: it
+// publishes only an item the caller has not taken over, and the caller waits
+// for every publish begun. An item must be redoable: it cannot read what
+// run or publish wrote (no in-place update).
+void parallel_for_redoable(std::shared_ptr<const Redoable> fill, int threads,
+                           const ForOptions& options = {});
 
 // Workers the pool holds now (for tests).
 int pool_size();

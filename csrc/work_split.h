@@ -37,13 +37,30 @@ std::pair<int64_t, int64_t> chunk_range(const SplitPlan& plan, int64_t total, in
 void run_split(const SplitPlan& plan, int64_t total, int qos,
                const std::function<void(int64_t, int64_t)>& fill);
 
+// As run_split, for a fill that reads nothing it writes: fill(e0, e1, dst)
+// writes elements [e0, e1) to dst (element e0 first), and out + e *
+// item_bytes is element e's place. Chunks are claimed as by run_split; the
+// workers fill theirs in items of kRedoItem elements, aside, and publish
+// them, and the caller redoes the items of a worker descheduled at the end
+// (parallel_for_redoable in thread_pool.h). `fill` owns what it refers to:
+// a worker may still run it after the return (into its own buffer).
+// Items of 2^14 elements: a worker's buffer (64 KiB of float32) stays in
+// its L2 cache, and a redone item costs the caller ~15-30 us; claiming and
+// publishing one (two atomic exchanges and a copy) are small next to it.
+constexpr int64_t kRedoItem = int64_t(1) << 14;
+void run_split_redoable(const SplitPlan& plan, int64_t total, int qos, void* out,
+                        size_t item_bytes, std::function<void(int64_t, int64_t, void*)> fill);
+
 // ---- test hooks (tests/test_work_split.py, benchmarks/bench_init.py)
 struct SplitTestHook {
   int stall_task = -1;  // this task claims nothing until every chunk is taken
   int slow_task = -1;   // this task sleeps slow_us before each claim
   int slow_us = 0;
+  int hold_task = -1;   // (redoable fills) this worker sleeps hold_us before publishing each item
+  int hold_us = 0;
   int64_t chunk = 0;    // > 0: chunk size to use instead of the planned one
   bool no_place = false;  // never pin the threads to CPUs
+  bool no_redo = false;   // workers fill in place; the caller redoes nothing
   bool trace = false;   // record who took which chunk
 };
 void set_split_test_hook(const SplitTestHook& hook);

@@ -174,6 +174,56 @@ def test_the_caller_does_not_wait_for_a_worker_without_work(hook, reference):
     np.testing.assert_array_equal(got, reference)
 
 
+def test_a_worker_held_mid_item_is_not_waited_for(hook, restore_cpu_settings):
+    # The worker stops for 1 s after filling an item aside, before publishing
+    # it: a worker descheduled mid-item. The caller (slowed so that the
+    # worker surely claims a chunk) takes the rest, redoes the held items in
+    # place and returns without waiting 1 s. Then the late worker must not
+    # publish: the output, overwritten with zeros after the return, stays
+    # zero once the hold is over. (Statements about waiting and writing,
+    # not about speed: the fill alone takes milliseconds.)
+    import time
+    hold_s = 1.0
+    mfi.set_num_threads(1)
+    one = draw(N, mx.float32)
+    mfi.set_num_threads(2)
+    # A fill the worker must do alone: it returns once the worker is back
+    # from any earlier test's delays (one sleeps 3 s before each claim).
+    _ext._cpu_split_test_hook(stall_task=0)
+    draw(N, mx.float32)
+    _ext._cpu_split_test_hook(trace=True, slow_task=0, slow_us=2000, hold_task=1,
+                              hold_us=int(hold_s * 1e6))
+    t0 = time.monotonic()
+    x = _ext.fused_init(mx.array((5, 6), dtype=mx.uint32), [N], mx.float32, kind=0,
+                        stream=mx.cpu, scale=0.75, shift=0.0)  # as draw() makes it
+    mx.eval(x)
+    returned = time.monotonic() - t0
+    (nt, _, chunks, _), claims = _ext._cpu_split_trace()
+    assert nt == 2 and returned < hold_s / 2, f"returned after {returned:.3f} s"
+    assert 1 in {task for task, _ in claims}, "the worker claimed no chunk"
+    assert_each_chunk_once(claims, chunks)
+    np.testing.assert_array_equal(bits(x), one)
+    view = np.array(x, copy=False)  # MLX's own memory, writable
+    view[:] = 0
+    time.sleep(hold_s + 0.5 - (time.monotonic() - t0))
+    assert not view.any(), f"{np.count_nonzero(view)} elements written after the return"
+
+
+@pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16])
+@pytest.mark.parametrize("n", [(1 << 16) + 64, (1 << 23) + 5])
+def test_workers_fill_aside_with_the_same_bits(dtype, n, hook, restore_cpu_settings):
+    # Held workers and the caller share every fill: each item is either
+    # published by a worker or redone by the caller, at every item offset
+    # of a chunk (2^16 + 64: items of a 2^13-element chunk; 2^23 + 5: huge
+    # page chunks of 32 items, the first one short).
+    mfi.set_num_threads(1)
+    one = draw(n, dtype)
+    mfi.set_num_threads(3)
+    for hook_args in ({}, dict(hold_task=2, hold_us=300), dict(no_redo=True)):
+        _ext._cpu_split_test_hook(**hook_args)
+        np.testing.assert_array_equal(draw(n, dtype), one, err_msg=str(hook_args))
+
+
 @pytest.mark.parametrize("cpus, caller, threads, expected", [
     ([0, 1], 0, 2, [0, 1]),
     ([0, 1], 1, 2, [1, 0]),            # the worker gets the CPU the caller is not on
