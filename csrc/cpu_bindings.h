@@ -122,7 +122,7 @@ inline void bind_cpu_controls(nanobind::module_& m) {
               "[_cpu_split_test_hook] slow_us, hold_us and chunk must be >= 0.");
         }
         mfi::cpu::set_split_test_hook(
-            {stall_task, slow_task, slow_us, hold_task, hold_us, chunk, no_place, no_redo, trace});
+            {{stall_task, slow_task, slow_us, hold_task, hold_us}, chunk, no_place, no_redo, trace});
       },
       nb::kw_only(), "stall_task"_a = -1, "slow_task"_a = -1, "slow_us"_a = 0,
       "hold_task"_a = -1, "hold_us"_a = 0, "chunk"_a = 0, "no_place"_a = false,

@@ -116,7 +116,7 @@ ForOptions for_options(const SplitPlan& plan, int qos, const SplitTestHook& hook
   ForOptions options;
   options.qos = qos;
   options.place = plan.place && !hook.no_place;
-  options.delay = {hook.stall_task, hook.slow_task, hook.slow_us, hook.hold_task, hook.hold_us};
+  options.delay = hook.delay;
   return options;
 }
 

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "thread_pool.h"
+
 namespace mfi::cpu {
 
 struct SplitPlan {
@@ -53,11 +55,7 @@ void run_split_redoable(const SplitPlan& plan, int64_t total, int qos, void* out
 
 // ---- test hooks (tests/test_work_split.py, benchmarks/bench_init.py)
 struct SplitTestHook {
-  int stall_task = -1;  // this task claims nothing until every chunk is taken
-  int slow_task = -1;   // this task sleeps slow_us before each claim
-  int slow_us = 0;
-  int hold_task = -1;   // (redoable fills) this worker sleeps hold_us before publishing each item
-  int hold_us = 0;
+  ClaimDelay delay;     // uneven progress of the tasks (thread_pool.h)
   int64_t chunk = 0;    // > 0: chunk size to use instead of the planned one
   bool no_place = false;  // never pin the threads to CPUs
   bool no_redo = false;   // workers fill in place; the caller redoes nothing
