@@ -13,7 +13,12 @@ show what each part of the split gives, all threads left unpinned, all
 threads with 2^17-element chunks instead of whole huge pages, all
 threads with the workers filling in place (nothing taken over), and one
 thread and all threads drawing into one reused buffer (the split without
-the kernel's zeroing of fresh pages).
+the kernel's zeroing of fresh pages). The summary also states what a
+fresh MLX array costs per call beyond the reused buffer (its pages'
+faults and zeroing, and MLX's evaluation: allocation, the hand-over to
+MLX's CPU thread, the release), on one thread and on all: where that cost
+does not shrink with more threads (measured on a VM, docs/performance.md),
+fresh arrays stay below the split's ratio.
 
 With one of two cores busy the operating system gives each of the two
 fill threads' cores a different share: ideally all threads ÷ one thread =
@@ -197,7 +202,17 @@ def ratios(rows, phase, shape) -> dict:
             "no_take_over_over_one": med[all_name + " no take-over"] / one,
             "equal_over_one": med[all_name + " equal parts"] / one,
             "reused_all_over_one": med[all_name + " reused buffer"] / med["fused x1 reused buffer"],
-            "all_over_stock": med[all_name] / med["stock"]}
+            "all_over_stock": med[all_name] / med["stock"],
+            # What a fresh MLX array costs beyond the fill (its pages, MLX's
+            # evaluation), in ms per call: fresh minus reused buffer.
+            "fresh_ms_one": fresh_ms(med["fused x1"], med["fused x1 reused buffer"], shape),
+            "fresh_ms_all": fresh_ms(med[all_name], med[all_name + " reused buffer"], shape)}
+
+
+def fresh_ms(fresh_rate: float, reused_rate: float, shape) -> float:
+    """ms per call more for a fresh MLX array than for the reused buffer
+    (rates in M samples/s)."""
+    return math.prod(shape) / 1e3 * (1 / fresh_rate - 1 / reused_rate)
 
 
 def summary_line(rows, phase, shape) -> str:
@@ -210,7 +225,9 @@ def summary_line(rows, phase, shape) -> str:
             f"no take-over {r['no_take_over_over_one']:.2f}, "
             f"equal parts {r['equal_over_one']:.2f}; into a reused buffer, all threads / 1 "
             f"thread = {r['reused_all_over_one']:.2f}; all threads / stock = "
-            f"{r['all_over_stock']:.1f}")
+            f"{r['all_over_stock']:.1f}; a fresh MLX array costs more than the reused buffer "
+            f"by {r['fresh_ms_one']:.1f} ms per call on 1 thread, {r['fresh_ms_all']:.1f} ms "
+            f"on all")
 
 
 def markdown(rows, meta, command) -> str:

@@ -47,3 +47,25 @@ def test_out_and_save_results_exclude_each_other(capsys):
     with pytest.raises(SystemExit):
         bench_init.main(["--out", "x", "--save-results"])
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_contended_summary_states_the_fresh_array_cost():
+    """The --contended summary derives each ratio, and the ms a fresh MLX
+    array costs beyond the reused buffer, from the medians of its rows."""
+    import contended
+    shape = [1000, 1000]  # 10^6 samples: 100 M/s is 10 ms per call
+    rates = {"fused x1": 100.0, "fused x2": 150.0, "fused x2 unpinned": 120.0,
+             "fused x2 2^17 chunks": 140.0, "fused x2 no take-over": 130.0,
+             "fused x2 equal parts": 110.0, "fused x1 reused buffer": 200.0,
+             "fused x2 reused buffer": 400.0, "stock": 5.0}
+    rows = [{"phase": "busy", "shape": shape, "contestant": k, "msamples_per_s_median": v}
+            for k, v in rates.items()]
+    r = contended.ratios(rows, "busy", shape)
+    assert r["all_over_one"] == pytest.approx(1.5)
+    assert r["reused_all_over_one"] == pytest.approx(2.0)
+    assert r["all_over_stock"] == pytest.approx(30.0)
+    assert r["fresh_ms_one"] == pytest.approx(10.0 - 5.0)
+    assert r["fresh_ms_all"] == pytest.approx(1000 / 150 - 2.5)
+    line = contended.summary_line(rows, "busy", shape)
+    assert "= 1.50 (meets the 2-core target 1.35)" in line
+    assert "by 5.0 ms per call on 1 thread, 4.2 ms on all" in line
