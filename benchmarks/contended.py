@@ -13,7 +13,9 @@ show what each part of the split gives, all threads left unpinned, all
 threads with 2^17-element chunks instead of whole huge pages, all
 threads with the workers filling in place (nothing taken over), and one
 thread and all threads drawing into one reused buffer (the split without
-the kernel's zeroing of fresh pages). The summary also states what a
+the kernel's zeroing of fresh pages), and one thread and all threads
+making fresh MLX arrays with MLX's buffer cache on (released arrays' pages
+reused, as on Apple silicon by default). The summary also states what a
 fresh MLX array costs per call beyond the reused buffer (its pages'
 faults and zeroing, and MLX's evaluation: allocation, the hand-over to
 MLX's CPU thread, the release), on one thread and on all: where that cost
@@ -25,7 +27,8 @@ fill threads' cores a different share: ideally all threads ÷ one thread =
 1.5 (one core and a half); equal parts wait for the slower half.
 
 Each contestant runs back to back for a block of ~0.7 s per round (as a
-model's weights are made one after another), rounds interleaved; the rate
+model's weights are made one after another), rounds interleaved, each
+round in its own (seeded) order; the rate
 of a block is its samples over its wall time, and medians over rounds are
 reported. Back to back, not with pauses between calls: on a VM a paused
 vCPU halts, and waking it for the next fill's worker costs up to
@@ -34,6 +37,7 @@ milliseconds that no split can recover (measured in docs/performance.md).
 
 import math
 import os
+import random
 import subprocess
 import sys
 import time
@@ -77,11 +81,30 @@ class Spinner:
         self.proc.wait()
 
 
-def pinned_split(threads: int, chunk: int = 0, no_place: bool = False, no_redo: bool = False):
+# MLX's buffer cache: its default on Linux (32 MiB) keeps no 64 MiB array,
+# so each fresh array is new memory; the "MLX cache" contestants raise it
+# for their calls, so that a released array's pages are reused, as MLX's
+# Metal allocator does by default on Apple silicon (its cache limit is its
+# memory limit). Every other MLX contestant sets it back to the default.
+# (MLX has no getter: the default is what the first set returns, read by
+# contestants().)
+CACHE_ON = 1 << 30
+CACHE_DEFAULT = None
+
+
+def cache_limit(on: bool):
+    if CACHE_DEFAULT is not None:
+        mx.set_cache_limit(CACHE_ON if on else CACHE_DEFAULT)
+
+
+def pinned_split(threads: int, chunk: int = 0, no_place: bool = False, no_redo: bool = False,
+                 mlx_cache: bool = False):
     """Runs fn with `threads` threads (and a forced chunk size, threads left
-    unpinned, or workers filling in place), then restores."""
+    unpinned, workers filling in place, or MLX's buffer cache on), then
+    restores."""
     def wrap(fn):
         def call():
+            cache_limit(mlx_cache)
             saved = mfi.num_threads()
             mfi.set_num_threads(threads)
             _ext._cpu_split_test_hook(chunk=chunk, no_place=no_place, no_redo=no_redo)
@@ -116,6 +139,10 @@ def reused_buffer(threads: int, shape):
 
 
 def contestants(shape) -> dict:
+    global CACHE_DEFAULT
+    if CACHE_DEFAULT is None and hasattr(mx, "set_cache_limit"):
+        CACHE_DEFAULT = mx.set_cache_limit(CACHE_ON)
+        mx.set_cache_limit(CACHE_DEFAULT)
     a = mx.zeros(shape)
     fused, stock = mfi.glorot_normal(), stock_init.glorot_normal()
     draw = lambda: mx.eval(fused(a))  # noqa: E731
@@ -131,19 +158,30 @@ def contestants(shape) -> dict:
         f"fused x{threads} equal parts": pinned_split(threads, equal, no_redo=True)(draw),
         "fused x1 reused buffer": reused_buffer(1, shape),
         f"fused x{threads} reused buffer": reused_buffer(threads, shape),
-        "stock": lambda: mx.eval(stock(a)),
+        **({"fused x1 MLX cache": pinned_split(1, mlx_cache=True)(draw),
+            f"fused x{threads} MLX cache": pinned_split(threads, mlx_cache=True)(draw)}
+           if CACHE_DEFAULT is not None else {}),
+        "stock": lambda: (cache_limit(False), mx.eval(stock(a))),
     }
 
 
-def blocks(fns: dict, rounds: int, seconds: float = 0.7) -> dict:
+def blocks(fns: dict, rounds: int, seconds: float = 0.7, seed: int = 0) -> dict:
     """name -> per-round (calls, wall seconds): each round runs every
     contestant back to back for `seconds` (at least one call), after one
-    untimed warm-up call each."""
+    untimed warm-up call each. Each round has its own order (shuffled,
+    seeded): in a fixed order the block right after one thread's ran
+    4-10 % slower than the same contestant later in the round (busy, 4
+    runs on the dev VM, docs/performance.md), and one contestant would
+    always pay that."""
     for fn in fns.values():
         fn()
     out = {name: [] for name in fns}
+    rng = random.Random(seed)
     for _ in range(rounds):
-        for name, fn in fns.items():
+        order = list(fns)
+        rng.shuffle(order)
+        for name in order:
+            fn = fns[name]
             calls, t0 = 0, time.perf_counter()
             while calls == 0 or time.perf_counter() - t0 < seconds:
                 fn()
@@ -202,6 +240,8 @@ def ratios(rows, phase, shape) -> dict:
             "no_take_over_over_one": med[all_name + " no take-over"] / one,
             "equal_over_one": med[all_name + " equal parts"] / one,
             "reused_all_over_one": med[all_name + " reused buffer"] / med["fused x1 reused buffer"],
+            "cached_all_over_one": (med[all_name + " MLX cache"] / med["fused x1 MLX cache"]
+                                    if "fused x1 MLX cache" in med else math.nan),
             "all_over_stock": med[all_name] / med["stock"],
             # What a fresh MLX array costs beyond the fill (its pages, MLX's
             # evaluation), in ms per call: fresh minus reused buffer.
@@ -224,7 +264,8 @@ def summary_line(rows, phase, shape) -> str:
             f"{r['unpinned_over_one']:.2f}, 2^17 chunks {r['small_chunks_over_one']:.2f}, "
             f"no take-over {r['no_take_over_over_one']:.2f}, "
             f"equal parts {r['equal_over_one']:.2f}; into a reused buffer, all threads / 1 "
-            f"thread = {r['reused_all_over_one']:.2f}; all threads / stock = "
+            f"thread = {r['reused_all_over_one']:.2f}; with MLX's buffer cache on, all threads "
+            f"/ 1 thread = {r['cached_all_over_one']:.2f}; all threads / stock = "
             f"{r['all_over_stock']:.1f}; a fresh MLX array costs more than the reused buffer "
             f"by {r['fresh_ms_one']:.1f} ms per call on 1 thread, {r['fresh_ms_all']:.1f} ms "
             f"on all")
@@ -237,8 +278,8 @@ def markdown(rows, meta, command) -> str:
         f"after: {meta['load_before']:.2f} / {meta['load_after']:.2f}. Busy: a process "
         f"spinning on the last core.",
         "",
-        "Rates: each round runs a contestant back to back for ~0.7 s; median and best "
-        "of the rounds.",
+        "Rates: each round runs a contestant back to back for ~0.7 s, in an order "
+        "shuffled per round; median and best of the rounds.",
         "",
         "| phase | shape | contestant | M samples/s (median) | best | × stock (medians) |",
         "|---|---|---|---:|---:|---:|",
