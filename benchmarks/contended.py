@@ -35,6 +35,7 @@ vCPU halts, and waking it for the next fill's worker costs up to
 milliseconds that no split can recover (measured in docs/performance.md).
 """
 
+import functools
 import math
 import os
 import random
@@ -86,15 +87,23 @@ class Spinner:
 # for their calls, so that a released array's pages are reused, as MLX's
 # Metal allocator does by default on Apple silicon (its cache limit is its
 # memory limit). Every other MLX contestant sets it back to the default.
-# (MLX has no getter: the default is what the first set returns, read by
-# contestants().)
 CACHE_ON = 1 << 30
-CACHE_DEFAULT = None
+
+
+@functools.cache
+def default_cache_limit():
+    """MLX's cache limit before the first change (MLX has no getter: a set
+    returns the previous limit), or None where MLX has no cache limit."""
+    if not hasattr(mx, "set_cache_limit"):
+        return None
+    limit = mx.set_cache_limit(CACHE_ON)
+    mx.set_cache_limit(limit)
+    return limit
 
 
 def cache_limit(on: bool):
-    if CACHE_DEFAULT is not None:
-        mx.set_cache_limit(CACHE_ON if on else CACHE_DEFAULT)
+    if default_cache_limit() is not None:
+        mx.set_cache_limit(CACHE_ON if on else default_cache_limit())
 
 
 def pinned_split(threads: int, chunk: int = 0, no_place: bool = False, no_redo: bool = False,
@@ -139,13 +148,13 @@ def reused_buffer(threads: int, shape):
 
 
 def contestants(shape) -> dict:
-    global CACHE_DEFAULT
-    if CACHE_DEFAULT is None and hasattr(mx, "set_cache_limit"):
-        CACHE_DEFAULT = mx.set_cache_limit(CACHE_ON)
-        mx.set_cache_limit(CACHE_DEFAULT)
     a = mx.zeros(shape)
     fused, stock = mfi.glorot_normal(), stock_init.glorot_normal()
     draw = lambda: mx.eval(fused(a))  # noqa: E731
+
+    def stock_draw():
+        cache_limit(False)
+        mx.eval(stock(a))
     threads = mfi.num_threads()
     n = math.prod(shape)
     equal = (math.ceil(n / threads) + 63) // 64 * 64  # one part per thread
@@ -160,8 +169,8 @@ def contestants(shape) -> dict:
         f"fused x{threads} reused buffer": reused_buffer(threads, shape),
         **({"fused x1 MLX cache": pinned_split(1, mlx_cache=True)(draw),
             f"fused x{threads} MLX cache": pinned_split(threads, mlx_cache=True)(draw)}
-           if CACHE_DEFAULT is not None else {}),
-        "stock": lambda: (cache_limit(False), mx.eval(stock(a))),
+           if default_cache_limit() is not None else {}),
+        "stock": stock_draw,
     }
 
 
